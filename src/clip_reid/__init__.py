@@ -1,0 +1,1 @@
+"""CLIP-ReID person re-identification."""

@@ -1,0 +1,122 @@
+"""Readers that turn a dataset's text sources into one caption table (path, pid, caption, source).
+
+Sources: CUHK-PEDES annotations (``reid_raw.json``), identity attribute sentences, and a user CSV
+(file name, caption). All are matched to the image index by file name, so they work for any
+dataset in Market-1501 layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+CAPTION_COLUMNS = ["path", "pid", "caption", "source"]
+
+
+class CaptionSourceError(ValueError):
+    """A caption file is malformed; the message names the file and the record."""
+
+
+def _index_by_name(image_index: pd.DataFrame) -> pd.DataFrame:
+    names = image_index.assign(file_name=image_index["path"].map(lambda p: Path(p).name))
+    return names[["file_name", "path", "pid"]]
+
+
+def _match(image_index: pd.DataFrame, captions: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Attach captions keyed by ``file_name`` to the indexed images of that name."""
+    matched = _index_by_name(image_index).merge(captions, on="file_name", how="inner")
+    return matched.assign(source=source)[CAPTION_COLUMNS]
+
+
+def read_cuhk_pedes(path: Path | str, image_index: pd.DataFrame) -> pd.DataFrame:
+    """Captions from CUHK-PEDES ``reid_raw.json`` (records with ``file_path`` and ``captions``)."""
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CaptionSourceError(f"Cannot read CUHK-PEDES annotations {path}: {error}") from error
+    if not isinstance(records, list):
+        raise CaptionSourceError(f"{path}: expected a JSON list of records, got {type(records)}.")
+    rows = []
+    for number, record in enumerate(records):
+        if not isinstance(record, Mapping) or "file_path" not in record or not isinstance(
+            record.get("captions"), list
+        ):
+            raise CaptionSourceError(
+                f"{path}, record {number}: expected keys 'file_path' (str) and 'captions' (list), "
+                f"got {str(record)[:200]}"
+            )
+        name = Path(str(record["file_path"])).name
+        rows += [{"file_name": name, "caption": str(c).strip()} for c in record["captions"]]
+    captions = pd.DataFrame(rows, columns=["file_name", "caption"])
+    return _match(image_index, captions[captions["caption"] != ""], "cuhk_pedes")
+
+
+def read_caption_csv(path: Path | str, image_index: pd.DataFrame) -> pd.DataFrame:
+    """Captions from a user CSV with columns ``image`` (file name) and ``caption``."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as error:
+        raise CaptionSourceError(f"Cannot read caption CSV {path}: {error}") from error
+    missing = {"image", "caption"} - set(table.columns)
+    if missing:
+        raise CaptionSourceError(
+            f"{path}: missing column(s) {sorted(missing)}; expected a header 'image,caption' "
+            f"(got {list(table.columns)})."
+        )
+    empty = table.index[table["caption"].str.strip() == ""].tolist()
+    if empty:
+        raise CaptionSourceError(f"{path}: empty caption on data row(s) {[i + 1 for i in empty]}.")
+    captions = pd.DataFrame(
+        {"file_name": table["image"].map(lambda p: Path(p).name), "caption": table["caption"]}
+    )
+    return _match(image_index, captions, "csv")
+
+
+def attribute_captions(
+    attributes: pd.DataFrame,
+    image_index: pd.DataFrame,
+    sentences: Callable[[Mapping[str, int]], list[str]],
+) -> pd.DataFrame:
+    """Every image of an annotated identity gets that identity's attribute sentences.
+
+    ``attributes`` has one row per identity (``pid`` plus attribute codes); train and test
+    identities of Market-1501 are disjoint, so the pid alone identifies the person.
+    """
+    per_pid = {
+        int(row["pid"]): sentences({k: v for k, v in row.items() if k not in ("pid", "split")})
+        for row in attributes.to_dict("records")
+    }
+    rows = [
+        {"path": path, "pid": pid, "caption": caption, "source": "attributes"}
+        for path, pid in zip(image_index["path"], image_index["pid"], strict=True)
+        for caption in per_pid.get(int(pid), [])
+    ]
+    return pd.DataFrame(rows, columns=CAPTION_COLUMNS)
+
+
+def caption_coverage(image_index: pd.DataFrame, captions: pd.DataFrame) -> pd.DataFrame:
+    """Images and identities with at least one caption, per source and split (and overall)."""
+    split_of = dict(zip(image_index["path"], image_index["split"], strict=True))
+    labelled = captions.assign(split=captions["path"].map(split_of))
+    rows = []
+    for source, part in [*labelled.groupby("source"), ("all", labelled)]:
+        for split, images in image_index.groupby("split", sort=False):
+            covered = part[part["split"] == split]
+            rows.append(
+                {
+                    "source": source,
+                    "split": split,
+                    "images_covered": int(covered["path"].nunique()),
+                    "images_total": len(images),
+                    "ids_covered": int(covered["pid"].nunique()),
+                    "ids_total": int(images["pid"].nunique()),
+                }
+            )
+    coverage = pd.DataFrame(rows)
+    coverage["image_coverage"] = coverage["images_covered"] / coverage["images_total"]
+    return coverage

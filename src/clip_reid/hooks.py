@@ -1,0 +1,53 @@
+"""Log catalog outputs marked ``metadata: {mlflow_artifact: true}`` as MLflow artifacts.
+
+kedro-mlflow's MlflowArtifactDataset cannot wrap a *versioned* dataset in Kedro 1.7 (the
+wrapped dataset picks its own save timestamp, which the catalog rejects), and results must be
+versioned so nothing is overwritten. This hook keeps the versioned dataset as is and logs the
+file it just wrote into the active MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractVersionedDataset, CatalogProtocol
+
+logger = logging.getLogger(__name__)
+
+
+class MlflowArtifactHook:
+    """After a marked dataset is saved, log the saved file under ``artifact_path`` (its layer)."""
+
+    def __init__(self) -> None:
+        self._catalog: CatalogProtocol | None = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        self._catalog = catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if self._catalog is None or mlflow.active_run() is None:
+            return
+        dataset = self._catalog.get(dataset_name)
+        metadata = getattr(dataset, "metadata", None) or {}
+        if not metadata.get("mlflow_artifact"):
+            return
+        path = _saved_path(dataset)
+        if path is None or not path.exists():
+            logger.warning("Cannot log %s to MLflow: no local file was written.", dataset_name)
+            return
+        log = mlflow.log_artifacts if path.is_dir() else mlflow.log_artifact
+        log(str(path), artifact_path=metadata.get("artifact_path", dataset_name))
+
+
+def _saved_path(dataset: Any) -> Path | None:
+    """The local file a (possibly versioned) file-based dataset has just written."""
+    if isinstance(dataset, AbstractVersionedDataset):
+        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+    filepath = getattr(dataset, "_filepath", None)
+    return Path(str(filepath)) if filepath is not None else None

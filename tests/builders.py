@@ -1,0 +1,51 @@
+"""Builders of tiny test data (Market-layout trees of random crops), importable from any test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def write_crop(path: Path, seed: int, size: tuple[int, int] = (64, 128)) -> None:
+    """A small random JPEG crop (width, height) at ``path``."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def write_market_tree(root: Path, names: dict[str, list[str]]) -> Path:
+    """Write crops named as given under each split folder (``train``/``query``/``gallery``)."""
+    folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+    for split, files in names.items():
+        (root / folders[split]).mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(files):
+            write_crop(root / folders[split] / name, seed=hash((split, i)) % 2**32)
+    return root
+
+
+class KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so tests can inspect intermediate outputs."""
+
+    def _release(self) -> None:
+        pass
+
+
+def run_pipeline(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Run ``pipeline`` with SequentialRunner on in-memory ``inputs``; return every output."""
+    catalog = DataCatalog()
+    for name, value in inputs.items():
+        catalog[name] = value
+    for name in pipeline.all_outputs():
+        catalog[name] = KeptDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}

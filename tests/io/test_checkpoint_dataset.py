@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+import torch
+from kedro.io.core import DatasetError, Version
+
+from clip_reid.io import TorchCheckpointDataset
+
+
+def _checkpoint() -> dict:
+    return {"config": {"arch": "tiny-rn", "num_classes": 3}, "state_dict": {"w": torch.arange(6.0)}}
+
+
+def test_save_then_load_returns_the_same_dict(tmp_path):
+    dataset = TorchCheckpointDataset(filepath=str(tmp_path / "model.pt"))
+    dataset.save(_checkpoint())
+    loaded = dataset.load()
+    assert loaded["config"] == _checkpoint()["config"]
+    assert torch.equal(loaded["state_dict"]["w"], torch.arange(6.0))
+
+
+def test_versioned_saves_keep_every_version_and_load_latest(tmp_path):
+    path = str(tmp_path / "model.pt")
+    TorchCheckpointDataset(filepath=path, version=Version(None, "2026-01-01T00.00.00.000Z")).save(
+        {"v": 1}
+    )
+    TorchCheckpointDataset(filepath=path, version=Version(None, "2026-01-02T00.00.00.000Z")).save(
+        {"v": 2}
+    )
+    assert TorchCheckpointDataset(filepath=path, version=Version(None, None)).load() == {"v": 2}
+    assert len(list(Path(path).iterdir())) == 2
+
+
+def test_failed_save_leaves_no_file_that_looks_complete(tmp_path, monkeypatch):
+    path = str(tmp_path / "model.pt")
+    dataset = TorchCheckpointDataset(filepath=path, version=Version(None, None))
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", explode)
+    with pytest.raises(DatasetError, match="Failed while saving"):
+        dataset.save(_checkpoint())
+    assert not TorchCheckpointDataset(filepath=path, version=Version(None, None)).exists()
+    assert [p for p in Path(path).rglob("*") if p.is_file()] == []
+
+
+class Payload:
+    """A pickled object: loading it would mean running arbitrary code."""
+
+
+def test_loading_refuses_pickled_code_and_names_the_file(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"object": Payload()}, path)
+    with pytest.raises(DatasetError, match="evil.pt"):
+        TorchCheckpointDataset(filepath=str(path)).load()
+
+
+def test_non_dict_is_rejected(tmp_path):
+    with pytest.raises(DatasetError, match="must be a dict"):
+        TorchCheckpointDataset(filepath=str(tmp_path / "m.pt")).save(torch.zeros(1))

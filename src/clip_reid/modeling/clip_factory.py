@@ -1,0 +1,111 @@
+"""Build CLIP models with open_clip: the paper's RN50 / ViT-B-16, and tiny towers for CPU demos."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+
+from clip_reid.modeling.weights import (
+    WeightsError,
+    load_state_dict_strictly,
+    openai_checkpoint,
+    read_openai_state_dict,
+)
+
+_TINY_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2}
+TINY_CONFIGS: dict[str, dict[str, Any]] = {
+    # ResNet-style: CLIP's ModifiedResNet with one bottleneck per stage and 16 base channels.
+    "tiny-rn": {
+        "embed_dim": 128,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 224, "layers": [1, 1, 1, 1], "width": 16, "patch_size": None},
+        "text_cfg": _TINY_TEXT,
+    },
+    # ViT-style: 4 blocks of width 128 on 16-pixel patches.
+    "tiny-vit": {
+        "embed_dim": 128,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 224, "layers": 4, "width": 128, "head_width": 32,
+                       "patch_size": 16},
+        "text_cfg": _TINY_TEXT,
+    },
+}
+# OpenAI's checkpoints were trained with QuickGELU; open_clip's plain configs use GELU.
+_QUICK_GELU_ARCHS = {"RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16",
+                     "ViT-L-14", "ViT-L-14-336"}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP to build and where its weights come from.
+
+    ``weights``: ``"random"`` (seeded by ``seed``), a path to an OpenAI checkpoint (TorchScript
+    archive or state dict), ``"openai"`` (official URL, downloaded once into ``cache_dir``), or
+    ``"open_clip:<tag>"`` (an open_clip pretrained tag, e.g. ``open_clip:laion2b_s34b_b88k``).
+    """
+
+    arch: str = "tiny-rn"
+    weights: str = "random"
+    cache_dir: str | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _register_tiny_configs() -> None:
+    for name, config in TINY_CONFIGS.items():
+        open_clip.factory._MODEL_CONFIGS.setdefault(name, config)
+
+
+def available_architectures() -> list[str]:
+    """Every architecture name ``load_clip`` accepts (open_clip's list plus the tiny ones)."""
+    _register_tiny_configs()
+    return open_clip.list_models()
+
+
+def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
+    _register_tiny_configs()
+    if arch not in open_clip.list_models():
+        raise ValueError(
+            f"Unknown CLIP architecture {arch!r}. Use RN50, ViT-B-16, tiny-rn, tiny-vit or "
+            "another open_clip model name (open_clip.list_models())."
+        )
+    return open_clip.create_model(arch, force_quick_gelu=arch in _QUICK_GELU_ARCHS, **kwargs)
+
+
+def load_clip(spec: ClipSpec) -> torch.nn.Module:
+    """An open_clip CLIP model in eval mode, fp32, on the CPU, with weights per ``spec``."""
+    if spec.weights == "random":
+        with torch.random.fork_rng():
+            torch.manual_seed(spec.seed)
+            model = _create(spec.arch)
+    elif spec.weights.startswith("open_clip:"):
+        tag = spec.weights.split(":", 1)[1]
+        try:
+            model = open_clip.create_model(spec.arch, pretrained=tag, cache_dir=spec.cache_dir)
+        except Exception as error:
+            raise WeightsError(
+                f"Cannot load open_clip weights {spec.arch}/{tag}: {error}. Offline, download "
+                "them on a connected machine into the same cache_dir first."
+            ) from error
+    else:
+        if spec.weights == "openai":
+            cache = Path(spec.cache_dir) if spec.cache_dir else None
+            path = openai_checkpoint(spec.arch, cache)
+        else:
+            path = Path(spec.weights)
+        state = read_openai_state_dict(path)
+        model = _create(spec.arch)
+        load_state_dict_strictly(model, state, str(path))
+    return model.float().eval()
+
+
+def tokenizer_for(arch: str):
+    """The tokenizer of ``arch`` (CLIP's BPE, bundled with open_clip, works offline)."""
+    _register_tiny_configs()
+    return open_clip.get_tokenizer(arch)

@@ -1,0 +1,115 @@
+"""The CLIP-ReID image model: adapted CLIP image tower, BN necks and identity classifiers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from clip_reid.modeling.clip_factory import ClipSpec, load_clip
+from clip_reid.modeling.reid_backbone import ReidImageEncoder
+from clip_reid.modeling.weights import load_state_dict_strictly
+
+NECK_FEATS = ("before", "after")
+
+
+@dataclass(frozen=True)
+class ReidConfig:
+    """Everything needed to rebuild a ClipReidModel (stored in its checkpoint)."""
+
+    clip: ClipSpec = field(default_factory=ClipSpec)
+    num_classes: int = 751
+    image_size: tuple[int, int] = (256, 128)
+    stride: int = 16
+    num_cameras: int = 0  # > 0 enables the camera embedding (SIE, ViT only)
+    sie_coef: float = 3.0
+    neck_feat: str = "before"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", tuple(self.image_size))
+        if self.neck_feat not in NECK_FEATS:
+            raise ValueError(f"neck_feat must be one of {NECK_FEATS}, got {self.neck_feat!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReidConfig:
+        return cls(**{**data, "clip": ClipSpec(**data["clip"])})
+
+
+class ReidTrainOutput(NamedTuple):
+    """What the stage-2 losses need from one forward pass."""
+
+    logits: tuple[Tensor, Tensor]
+    features: tuple[Tensor, Tensor, Tensor]
+    image_projection: Tensor
+
+
+def _bn_neck(dim: int) -> nn.BatchNorm1d:
+    neck = nn.BatchNorm1d(dim)
+    neck.bias.requires_grad_(False)  # BNNeck: a bias-free neck, as in the reference
+    return neck
+
+
+def _classifier(dim: int, num_classes: int) -> nn.Linear:
+    head = nn.Linear(dim, num_classes, bias=False)
+    nn.init.normal_(head.weight, std=0.001)
+    return head
+
+
+class ClipReidModel(nn.Module):
+    """Training: logits, triplet features and the image projection. Eval: the test feature."""
+
+    def __init__(self, config: ReidConfig, clip_model: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = ReidImageEncoder(
+            clip_model.visual, config.image_size, config.stride, config.num_cameras,
+            config.sie_coef,
+        )
+        _, final_dim, proj_dim = self.image_encoder.feature_dims
+        self.bottleneck = _bn_neck(final_dim)
+        self.bottleneck_proj = _bn_neck(proj_dim)
+        self.classifier = _classifier(final_dim, config.num_classes)
+        self.classifier_proj = _classifier(proj_dim, config.num_classes)
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the test feature: concat(final, projection)."""
+        _, final_dim, proj_dim = self.image_encoder.feature_dims
+        return final_dim + proj_dim
+
+    def forward(self, images: Tensor, camids: Tensor | None = None):
+        features = self.image_encoder(images, camids)
+        if not self.training:
+            if self.config.neck_feat == "after":
+                return torch.cat(
+                    [self.bottleneck(features.final), self.bottleneck_proj(features.projection)], 1
+                )
+            return torch.cat([features.final, features.projection], dim=1)
+        logits = (
+            self.classifier(self.bottleneck(features.final)),
+            self.classifier_proj(self.bottleneck_proj(features.projection)),
+        )
+        return ReidTrainOutput(logits, tuple(features), features.projection)
+
+
+def reid_checkpoint(model: ClipReidModel, **extra: Any) -> dict[str, Any]:
+    """A self-describing checkpoint: config, weights and whatever metadata the caller adds."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"config": model.config.to_dict(), "state_dict": state, **extra}
+
+
+def load_reid_model(checkpoint: dict[str, Any]) -> ClipReidModel:
+    """Rebuild a ClipReidModel from ``reid_checkpoint`` output (strict; no original CLIP file)."""
+    try:
+        config = ReidConfig.from_dict(checkpoint["config"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"Not a ReID model checkpoint (no valid 'config'): {error}") from error
+    random_clip = ClipSpec(**{**config.clip.to_dict(), "weights": "random"})
+    model = ClipReidModel(config, load_clip(random_clip))
+    load_state_dict_strictly(model, checkpoint["state_dict"], "the ReID checkpoint")
+    return model.eval()

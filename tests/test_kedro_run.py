@@ -16,6 +16,19 @@ dataset:
     num_test_ids: 6
     num_distractors: 4
     num_junk: 2
+model:
+  image_size: [64, 32]
+trainer:
+  enable_progress_bar: false
+prompt_learning:
+  max_epochs: 2
+  batch_size: 16
+encoder_training:
+  max_epochs: 2
+  batch_size: 16
+  optimizer:
+    warmup_epochs: 1
+    milestones: [1]
 """
 
 
@@ -64,6 +77,18 @@ def test_kedro_run_full_tracks_the_run_in_mlflow(project):
     assert params["dataset.source"] == "synthetic"
     assert params["dataset.synthetic.num_train_ids"] == "8"
     assert metrics["dataset_metrics.train.num_ids"] == 8
+    assert "encoder_training-loss_epoch" in metrics and "prompt_learning-loss" in metrics
+    assert list((project / "data" / "06_models" / "reid_model.pt").glob("*/reid_model.pt"))
+
+
+def test_only_missing_outputs_skips_trained_stages(project):
+    result = _kedro(project, "run", "--pipeline", "full", "--env", "e2e", "--only-missing-outputs")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Only the nodes writing MLflow-only metrics (new in every run) run again.
+    assert "Running 2 out of 7 nodes" in result.stdout + result.stderr
+    models = project / "data" / "06_models"
+    assert len(list((models / "reid_model.pt").glob("*/reid_model.pt"))) == 1
+    assert len(list((models / "prompt_learner.pt").glob("*/prompt_learner.pt"))) == 1
 
 
 def test_pipelines_flag_is_accepted_too(project):

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline
 
-from clip_reid.pipelines import captions, data_ingestion
+from clip_reid.pipelines import captions, data_ingestion, encoder_training, prompt_learning
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -10,6 +10,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {
         "data_ingestion": data_ingestion.create_pipeline(),
         "captions": captions.create_pipeline(),
+        "prompt_learning": prompt_learning.create_pipeline(),
+        "encoder_training": encoder_training.create_pipeline(),
     }
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
     pipelines["__default__"] = pipelines["full"]

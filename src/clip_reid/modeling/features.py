@@ -1,0 +1,82 @@
+"""Batched test-time feature extraction (optional flip averaging, fp32 or bf16 on CPU)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from clip_reid.data.image_dataset import ReidImageDataset
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@torch.inference_mode()
+def extract_features(
+    model: nn.Module,
+    frame: pd.DataFrame,
+    transform,
+    batch_size: int = 64,
+    flip: bool = False,
+    dtype: str = "fp32",
+    use_cameras: bool = False,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    description: str = "features",
+) -> Tensor:
+    """Test features of every row of ``frame`` (in row order), as float32 on the CPU."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
+    device = torch.device(device)
+    model = model.eval().to(device)
+    loader = DataLoader(
+        ReidImageDataset(frame.reset_index(drop=True), transform), batch_size=batch_size,
+        shuffle=False, num_workers=num_workers,
+    )
+    autocast = (
+        torch.autocast(device.type, dtype=DTYPES[dtype])
+        if dtype != "fp32" else contextlib.nullcontext()
+    )
+    chunks = []
+    for batch in tqdm(loader, desc=description, leave=False):
+        images = batch["image"].to(device)
+        cameras = batch["camid"].to(device) if use_cameras else None
+        with autocast:
+            features = model(images, cameras).float()
+            if flip:
+                features = (features + model(images.flip(3), cameras).float()) / 2
+        chunks.append(features.cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0, 0)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(
+    model: nn.Module, frame: pd.DataFrame, transform, batch_size: int = 64, max_batches: int = 20,
+    seed: int = 0,
+) -> None:
+    """Re-estimate BatchNorm running statistics on real images (for randomly initialised CLIP).
+
+    A random-init ResNet has running stats of (0, 1) that do not describe its activations, so
+    eval-mode features collapse to a constant. Averaging batch statistics over a few batches of
+    the data fixes that without training any weight.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the calibration batches
+    sample = frame.sample(n=min(len(frame), batch_size * max_batches), random_state=seed)
+    loader = DataLoader(ReidImageDataset(sample.reset_index(drop=True), transform),
+                        batch_size=batch_size, shuffle=False)
+    model.train()
+    for batch in loader:
+        model(batch["image"])
+    for norm in norms:
+        norm.momentum = 0.1
+    model.train(was_training)

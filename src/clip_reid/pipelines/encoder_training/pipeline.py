@@ -1,0 +1,20 @@
+"""encoder_training: `image_index` + `text_features` → `reid_model`."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import train_reid_model
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Fine-tune the image encoder with ID, triplet and image-to-text losses."""
+    return Pipeline(
+        [
+            Node(
+                train_reid_model,
+                ["image_index", "text_features", "params:model", "params:encoder_training",
+                 "params:trainer", "params:seed"],
+                "reid_model",
+                name="train_reid_model",
+            ),
+        ]
+    )

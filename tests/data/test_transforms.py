@@ -1,0 +1,144 @@
+"""Transforms: shapes, normalisation choice, and each augmentation applied exactly as configured."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clip_reid.data.transforms import (
+    HALF_MEAN,
+    HALF_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_test_transform,
+    build_train_transform,
+    normalization_for,
+)
+
+SIZE = (32, 16)
+
+
+@pytest.fixture
+def crop() -> Image.Image:
+    pixels = np.random.default_rng(0).integers(0, 256, size=(80, 40, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def plain_train(**overrides):
+    """A train transform with every augmentation off unless switched on by ``overrides``."""
+    settings = dict(flip_prob=0.0, padding=0, erasing_prob=0.0) | overrides
+    return build_train_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD, **settings)
+
+
+def test_outputs_are_float_tensors_of_the_requested_size(crop):
+    for transform in (
+        build_train_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD),
+        build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD),
+    ):
+        output = transform(crop)
+        assert type(output) is torch.Tensor
+        assert output.shape == (3, *SIZE)
+        assert output.dtype == torch.float32
+
+
+def test_test_transform_resizes_bicubic_and_normalises(crop):
+    resized = np.asarray(crop.resize(SIZE[::-1], Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    expected = (resized - np.array(HALF_MEAN)) / np.array(HALF_STD)
+    output = build_test_transform(SIZE, HALF_MEAN, HALF_STD)(crop)
+    torch.testing.assert_close(output, torch.from_numpy(expected).permute(2, 0, 1).float())
+
+
+def test_test_transform_is_deterministic(crop):
+    transform = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)
+    torch.manual_seed(0)
+    first = transform(crop)
+    torch.manual_seed(1)
+    assert torch.equal(first, transform(crop))
+
+
+def test_with_augmentations_off_train_equals_test(crop):
+    expected = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(crop)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert torch.equal(plain_train()(crop), expected)
+
+
+def test_flip_probability_one_mirrors_the_resized_crop(crop):
+    expected = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(crop).flip(-1)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert torch.equal(plain_train(flip_prob=1.0)(crop), expected)
+
+
+def test_erasing_probability_one_overwrites_a_box_with_noise(crop):
+    reference = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(crop)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        output = plain_train(erasing_prob=1.0)(crop)
+        changed = (output != reference).any(0)
+        rows, cols = changed.nonzero(as_tuple=True)
+        box = changed[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.float().mean() > 0.9  # one rectangle (noise may rarely equal a pixel)
+        assert changed.float().mean() >= 0.02 * 0.9
+        assert output[:, changed].std() > 0.5  # per-pixel random fill, not a constant
+
+
+def test_padding_then_crop_shifts_the_image_by_at_most_the_padding(crop):
+    reference = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(crop)
+    black = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(3, 1, 1)
+    height, width = SIZE
+    shifts = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        output = plain_train(padding=3)(crop)
+        padded = black.expand(3, height + 6, width + 6).clone()
+        padded[:, 3:-3, 3:-3] = reference
+        matches = [
+            (dy, dx)
+            for dy in range(7)
+            for dx in range(7)
+            if torch.equal(padded[:, dy : dy + height, dx : dx + width], output)
+        ]
+        assert matches, "the output is not a window of the zero-padded resized crop"
+        shifts.add(matches[0])
+    assert len(shifts) > 1
+
+
+def test_same_seed_same_augmentation(crop):
+    transform = build_train_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD, 0.5, 10, 0.5)
+    torch.manual_seed(3)
+    first = [transform(crop) for _ in range(4)]
+    torch.manual_seed(3)
+    second = [transform(crop) for _ in range(4)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not all(torch.equal(first[0], other) for other in first[1:])
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("RN50", (IMAGENET_MEAN, IMAGENET_STD)),
+        ("RN50x4", (IMAGENET_MEAN, IMAGENET_STD)),
+        ("tiny-rn", (IMAGENET_MEAN, IMAGENET_STD)),
+        ("ViT-B-16", (HALF_MEAN, HALF_STD)),
+        ("tiny-vit", (HALF_MEAN, HALF_STD)),
+    ],
+)
+def test_normalization_follows_the_tower_type(arch, expected):
+    assert normalization_for(arch) == expected
+
+
+@pytest.mark.parametrize("arch", ["convnext", "tiny", "brnx"])
+def test_unknown_tower_type_is_an_error_naming_it(arch):
+    with pytest.raises(ValueError, match=arch):
+        normalization_for(arch)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"size": (32,)}, {"size": (0, 16)}, {"std": (0.5, 0.0, 0.5)}, {"mean": (0.5,)},
+     {"flip_prob": 1.5}, {"erasing_prob": -0.1}, {"padding": -1}],
+)
+def test_bad_settings_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        build_train_transform(**kwargs)

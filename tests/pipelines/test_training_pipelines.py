@@ -1,0 +1,77 @@
+import pandas as pd
+import pytest
+import torch
+from builders import run_pipeline
+
+from clip_reid.modeling import load_reid_model
+from clip_reid.pipelines import encoder_training, prompt_learning
+
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
+
+
+def _stage1(index, params, captions=NO_CAPTIONS):
+    inputs = {"image_index": index, "image_captions": captions, "params:seed": 0,
+              **{f"params:{k}": v for k, v in params.items()}}
+    return run_pipeline(prompt_learning.create_pipeline(), inputs)
+
+
+def _stage2(index, text_features, params):
+    inputs = {"image_index": index, "text_features": text_features, "params:seed": 0,
+              **{f"params:{k}": v for k, v in params.items()}}
+    return run_pipeline(encoder_training.create_pipeline(), inputs)
+
+
+def test_prompt_learning_outputs(tiny_index, tiny_params):
+    out = _stage1(tiny_index, tiny_params)
+    features = out["train_image_features"]
+    assert features["features"].shape == (int((tiny_index.split == "train").sum()), 128)
+    assert out["text_features"]["features"].shape == (8, 128)
+    learner = out["prompt_learner"]
+    assert learner["state_dict"]["ctx"].shape == (8, 4, 128)
+    assert learner["config"]["num_classes"] == 8
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_prompt_learning_caption_modes_run(tiny_index, tiny_params, mode):
+    train = tiny_index[tiny_index.split == "train"]
+    captions = pd.DataFrame({"path": train.path[:5], "pid": train.pid[:5],
+                             "caption": ["A person in a red top."] * 5, "source": "csv"})
+    tiny_params["prompt_learning"]["caption_mode"] = mode
+    out = _stage1(tiny_index, tiny_params, captions)
+    assert out["prompt_learner"]["config"]["caption_mode"] == mode
+    assert torch.isfinite(out["text_features"]["features"]).all()
+
+
+def test_graph_sampling_option_runs(tiny_index, tiny_params):
+    tiny_params["prompt_learning"]["graph_sampling"].update(
+        enabled=True, classes_per_batch=3, instances_per_class=2, start_epoch=1
+    )
+    out = _stage1(tiny_index, tiny_params)
+    assert out["text_features"]["features"].shape[0] == 8
+
+
+def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_index, tiny_params):
+    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(0)),
+            "labels": torch.arange(8)}
+    first = _stage2(tiny_index, text, tiny_params)["reid_model"]
+    second = _stage2(tiny_index, text, tiny_params)["reid_model"]
+    assert first["final_metrics"]["loss_epoch"] == second["final_metrics"]["loss_epoch"]
+    model = load_reid_model(first)
+    assert model(torch.randn(2, 3, 64, 32)).shape == (2, 640)
+    assert first["config"]["num_classes"] == 8
+
+
+def test_encoder_training_rejects_text_features_of_another_split(tiny_index, tiny_params):
+    text = {"features": torch.randn(5, 128), "labels": torch.arange(5)}
+    with pytest.raises(ValueError, match="re-run prompt_learning"):
+        _stage2(tiny_index, text, tiny_params)
+
+
+def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
+    """Multi-device training: DDP over 2 CPU processes (gloo), each rank with whole P×K batches."""
+    tiny_params["trainer"].update(devices=2, strategy="ddp_spawn")
+    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
+    assert checkpoint["epochs"] == 2
+    model = load_reid_model(checkpoint)
+    assert torch.isfinite(model(torch.randn(2, 3, 64, 32))).all()

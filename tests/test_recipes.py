@@ -41,7 +41,8 @@ def test_recipe_reference_values(env, arch, stage1_epochs, stage2):
     assert (enc["batch_size"], enc["num_instances"]) == (64, 4)
     assert optimizer["base_lr"] == stage2["base_lr"]
     assert optimizer["weight_decay"] == optimizer["weight_decay_bias"] == stage2["weight_decay"]
-    assert optimizer["warmup_epochs"] == 10 and optimizer["warmup_factor"] == stage2["warmup_factor"]
+    assert optimizer["warmup_epochs"] == 10
+    assert optimizer["warmup_factor"] == stage2["warmup_factor"]
     assert optimizer["milestones"] == stage2["milestones"] and optimizer["gamma"] == 0.1
     assert optimizer["bias_lr_factor"] == 2.0
     assert (optimizer["label_smoothing"], optimizer["triplet_margin"]) == (0.1, 0.3)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
@@ -49,3 +50,12 @@ def run_pipeline(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
         catalog[name] = KeptDataset()
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+def base_parameters(*names: str) -> dict:
+    """Parameters as conf/base defines them (the demo defaults)."""
+    params = {}
+    for name in names:
+        path = REPO_ROOT / "conf" / "base" / f"parameters_{name}.yml"
+        params |= yaml.safe_load(path.read_text())
+    return params

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Pipeline
 
-from clip_reid.pipelines import captions, data_ingestion, encoder_training, prompt_learning
+from clip_reid.pipelines import (
+    captions,
+    data_ingestion,
+    encoder_training,
+    evaluation,
+    prompt_learning,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -12,7 +18,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         "captions": captions.create_pipeline(),
         "prompt_learning": prompt_learning.create_pipeline(),
         "encoder_training": encoder_training.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
     }
     pipelines["full"] = sum(pipelines.values(), Pipeline([]))
     pipelines["__default__"] = pipelines["full"]
+    pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
     return pipelines

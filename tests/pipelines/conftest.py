@@ -3,20 +3,10 @@
 import copy
 
 import pytest
-import yaml
-from builders import REPO_ROOT
+from builders import base_parameters
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
-
-
-def base_parameters(*names: str) -> dict:
-    """Parameters as conf/base defines them (the demo defaults)."""
-    params = {}
-    for name in names:
-        path = REPO_ROOT / "conf" / "base" / f"parameters_{name}.yml"
-        params |= yaml.safe_load(path.read_text())
-    return params
 
 
 @pytest.fixture(scope="session")

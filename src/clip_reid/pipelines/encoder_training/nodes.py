@@ -23,7 +23,12 @@ from clip_reid.modeling.trainer import (
     raise_if_interrupted,
     resume_checkpoint,
 )
-from clip_reid.pipelines.model_params import reid_config, train_transform, trainer_settings
+from clip_reid.pipelines.model_params import (
+    normalization,
+    reid_config,
+    train_transform,
+    trainer_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,4 +76,6 @@ def train_reid_model(
     epochs = epochs_completed(work_dir)
     finish_work_dir(work_dir)
     metrics = {k: float(v) for k, v in fit.callback_metrics.items() if v.numel() == 1}
-    return reid_checkpoint(module.model.eval(), final_metrics=metrics, epochs=epochs)
+    mean, std = normalization(model)
+    return reid_checkpoint(module.model.eval(), final_metrics=metrics, epochs=epochs,
+                           normalization={"mean": mean, "std": std})

@@ -1,0 +1,60 @@
+import matplotlib
+import pandas as pd
+import pytest
+from builders import base_parameters, run_pipeline
+
+from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipeline
+from clip_reid.pipelines.evaluation.nodes import untrained_model
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def evaluation_params():
+    return base_parameters("evaluation")["evaluation"]
+
+
+def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params,
+                                                         evaluation_params, capsys):
+    checkpoint = untrained_model(tiny_index, tiny_params["model"])
+    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "params:evaluation": evaluation_params})
+    printed = capsys.readouterr().out
+    for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
+        assert f"Test Results - {name}: " in printed
+    metrics = out["evaluation_metrics"]
+    assert 0.0 <= metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"] <= 1.0
+    assert metrics["num_valid_queries"] == int((tiny_index.split == "query").sum())
+    predictions = out["query_predictions"]
+    query = tiny_index[tiny_index.split == "query"]
+    assert predictions["query_path"].tolist() == query["path"].tolist()
+    hits = (predictions["predicted_pid"] == predictions["query_pid"]).mean()
+    assert hits == pytest.approx(metrics["rank1"])
+    assert len(predictions["topk_pids"][0].split()) == 10
+    assert out["query_features"]["features"].shape == (len(query), 640)
+    assert len(out["cmc_curve"].axes) == 1
+
+
+def test_rerank_and_faiss_options(tiny_index, tiny_params, evaluation_params):
+    checkpoint = untrained_model(tiny_index, tiny_params["model"])
+    dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                             "params:evaluation": evaluation_params})
+    faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
+    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "params:evaluation": faiss})
+    assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
+                                                              abs=1e-6)
+    rerank = dict(evaluation_params, rerank=dict(evaluation_params["rerank"], enabled=True,
+                                                 k1=5, k2=2))
+    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "params:evaluation": rerank})
+    assert 0.0 <= out["evaluation_metrics"]["mAP"] <= 1.0
+
+
+def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_params,
+                                                            evaluation_params):
+    out = run_pipeline(create_baseline_pipeline(), {
+        "image_index": tiny_index, "params:model": tiny_params["model"],
+        "params:evaluation": evaluation_params})
+    assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
+    assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0

@@ -95,3 +95,30 @@ def test_only_missing_outputs_skips_trained_stages(project):
 def test_pipelines_flag_is_accepted_too(project):
     result = _kedro(project, "run", "--pipelines", "data_ingestion", "--env", "e2e")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+NOTEBOOK_RUNNER = """
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+notebook = json.load(open(sys.argv[1]))
+for cell in notebook["cells"]:
+    if cell["cell_type"] == "code":
+        result = shell.run_cell("".join(cell["source"]))
+        if not result.success:
+            raise SystemExit(f"cell failed: {result.error_in_exec or result.error_before_exec}")
+print("NOTEBOOK OK")
+"""
+
+
+def test_evaluation_notebook_runs_top_to_bottom_on_the_outputs(project):
+    """The notebook, as `kedro jupyter` would run it, on the outputs of the full run above."""
+    env = {"CLIP_REID_MLFLOW_URI": f"sqlite:///{project / 'tracking.db'}",
+           "KEDRO_DISABLE_TELEMETRY": "true", "HOME": str(project), "MPLBACKEND": "Agg",
+           "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
+    notebook = REPO_ROOT / "notebooks" / "evaluation_results.ipynb"
+    result = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK_RUNNER, str(notebook)], cwd=project, env=env,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert "NOTEBOOK OK" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from kedro.io.core import DatasetError, Version
 
-from clip_reid.io import TorchCheckpointDataset
+from clip_reid.io import OnnxModelDataset, TorchCheckpointDataset
 
 
 def _checkpoint() -> dict:
@@ -59,3 +59,11 @@ def test_loading_refuses_pickled_code_and_names_the_file(tmp_path):
 def test_non_dict_is_rejected(tmp_path):
     with pytest.raises(DatasetError, match="must be a dict"):
         TorchCheckpointDataset(filepath=str(tmp_path / "m.pt")).save(torch.zeros(1))
+
+
+def test_onnx_dataset_round_trips_bytes_and_refuses_empty(tmp_path):
+    dataset = OnnxModelDataset(filepath=str(tmp_path / "model.onnx"))
+    dataset.save(b"\x08\x07onnx")
+    assert dataset.load() == b"\x08\x07onnx"
+    with pytest.raises(DatasetError, match="non-empty bytes"):
+        OnnxModelDataset(filepath=str(tmp_path / "other.onnx")).save(b"")

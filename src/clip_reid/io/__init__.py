@@ -1,5 +1,5 @@
 """Custom Kedro datasets."""
 
-from clip_reid.io.checkpoint_dataset import TorchCheckpointDataset
+from clip_reid.io.checkpoint_dataset import OnnxModelDataset, TorchCheckpointDataset
 
-__all__ = ["TorchCheckpointDataset"]
+__all__ = ["OnnxModelDataset", "TorchCheckpointDataset"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 import torch
@@ -25,15 +26,10 @@ from kedro.io.core import (
 )
 
 
-class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
-    """Save/load a checkpoint dict with ``torch.save`` / ``torch.load(weights_only=True)``.
+class AtomicFileDataset(AbstractVersionedDataset):
+    """A versioned single-file dataset that writes a temporary file and renames it into place.
 
-    Example catalog entry::
-
-        reid_model:
-          type: clip_reid.io.TorchCheckpointDataset
-          filepath: data/06_models/reid_model.pt
-          versioned: true
+    Subclasses say how to turn data into bytes (``_write``) and back (``_read``).
     """
 
     def __init__(
@@ -56,26 +52,24 @@ class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
             glob_function=self._fs.glob,
         )
 
-    def load(self) -> dict:
-        path = get_filepath_str(self._get_load_path(), self._protocol)
-        try:
-            with self._fs.open(path, "rb") as stream:
-                return torch.load(stream, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise DatasetError(
-                f"Cannot load checkpoint {path}: {error}. The file is damaged or not a "
-                "checkpoint written by this project; delete it and re-run the stage that writes it."
-            ) from error
+    def _write(self, data: Any, stream: BinaryIO) -> None:
+        raise NotImplementedError
 
-    def save(self, data: dict) -> None:
-        if not isinstance(data, dict):
-            raise DatasetError(f"A checkpoint must be a dict, got {type(data).__name__}.")
+    def _read(self, stream: BinaryIO, path: str) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> Any:
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(path, "rb") as stream:
+            return self._read(stream, path)
+
+    def save(self, data: Any) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
         if self._protocol == "file":
-            _save_atomically(data, Path(path))
+            _save_atomically(lambda stream: self._write(data, stream), Path(path))
         else:  # object stores publish a file only when its upload completes
             with self._fs.open(path, "wb") as stream:
-                torch.save(data, stream)
+                self._write(data, stream)
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
     def _exists(self) -> bool:
@@ -89,13 +83,51 @@ class TorchCheckpointDataset(AbstractVersionedDataset[dict, dict]):
         return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
 
 
-def _save_atomically(data: dict, path: Path) -> None:
+class TorchCheckpointDataset(AtomicFileDataset):
+    """Save/load a checkpoint dict with ``torch.save`` / ``torch.load(weights_only=True)``.
+
+    Example catalog entry::
+
+        reid_model:
+          type: clip_reid.io.TorchCheckpointDataset
+          filepath: data/06_models/reid_model.pt
+          versioned: true
+    """
+
+    def _write(self, data: dict, stream: BinaryIO) -> None:
+        if not isinstance(data, dict):
+            raise DatasetError(f"A checkpoint must be a dict, got {type(data).__name__}.")
+        torch.save(data, stream)
+
+    def _read(self, stream: BinaryIO, path: str) -> dict:
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise DatasetError(
+                f"Cannot load checkpoint {path}: {error}. The file is damaged or not a "
+                "checkpoint written by this project; delete it and re-run the stage that writes it."
+            ) from error
+
+
+class OnnxModelDataset(AtomicFileDataset):
+    """An ONNX model as the bytes of a ``.onnx`` file (what onnxruntime sessions take)."""
+
+    def _write(self, data: bytes, stream: BinaryIO) -> None:
+        if not isinstance(data, bytes | bytearray) or not data:
+            raise DatasetError("An ONNX model must be non-empty bytes.")
+        stream.write(data)
+
+    def _read(self, stream: BinaryIO, path: str) -> bytes:
+        return stream.read()
+
+
+def _save_atomically(write: Callable[[BinaryIO], None], path: Path) -> None:
     """Write to a hidden temporary file in the target folder, then rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(data, stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

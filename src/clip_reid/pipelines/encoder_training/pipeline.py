@@ -1,8 +1,8 @@
-"""encoder_training: `image_index` + `text_features` → `reid_model`."""
+"""encoder_training: `image_index` + `text_features` → `reid_model` (+ its ONNX export)."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import train_reid_model
+from .nodes import export_reid_model_onnx, train_reid_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,6 +15,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                  "params:trainer", "params:seed"],
                 "reid_model",
                 name="train_reid_model",
+            ),
+            Node(
+                export_reid_model_onnx,
+                "reid_model",
+                ["reid_model_onnx", "onnx_check"],
+                name="export_reid_model_onnx",
             ),
         ]
     )

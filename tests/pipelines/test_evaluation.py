@@ -44,6 +44,9 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, evaluation_params):
                                            "params:evaluation": faiss})
     assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
                                                               abs=1e-6)
+    for column in ("predicted_pid", "topk_pids"):
+        assert out["query_predictions"][column].tolist() == (
+            dense["query_predictions"][column].tolist())
     rerank = dict(evaluation_params, rerank=dict(evaluation_params["rerank"], enabled=True,
                                                  k1=5, k2=2))
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,

@@ -94,6 +94,19 @@ def _faiss_topk(query: dict, gallery: dict, evaluation: dict[str, Any]):
     return index.search(query["features"].numpy(), evaluation.get("retrieval_k", 100))
 
 
+def _protocol_filter(indices: np.ndarray, distances: np.ndarray, query: dict, gallery: dict,
+                     top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop same-identity-same-camera and junk items from retrieved lists; keep the first k."""
+    q_pids, q_cams = query["pids"].numpy()[:, None], query["camids"].numpy()[:, None]
+    safe = np.maximum(indices, 0)
+    g_pids, g_cams = gallery["pids"].numpy()[safe], gallery["camids"].numpy()[safe]
+    keep = (indices >= 0) & ~((g_pids == q_pids) & (g_cams == q_cams)) & (g_pids != -1)
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :top_k]  # kept items first, in order
+    kept = np.take_along_axis(keep, order, 1)
+    return (np.where(kept, np.take_along_axis(indices, order, 1), -1),
+            np.where(kept, np.take_along_axis(distances, order, 1), np.nan))
+
+
 def _predictions(query: dict, gallery: dict, indices: np.ndarray, distances: np.ndarray
                  ) -> pd.DataFrame:
     """One row per query: its answer (top-1 gallery identity) and the top-k list."""
@@ -113,13 +126,13 @@ def _predictions(query: dict, gallery: dict, indices: np.ndarray, distances: np.
     return pd.DataFrame(rows)
 
 
-def _ranked_figure(query: dict, gallery: dict, result: RankResult, distmat: np.ndarray,
+def _ranked_figure(query: dict, gallery: dict, result: RankResult, distances_of,
                    count: int) -> Figure:
     """Top-10 lists of the worst and the best queries (by AP)."""
     valid = np.flatnonzero(~np.isnan(result.query_ap))
     order = valid[np.argsort(result.query_ap[valid], kind="stable")]
     chosen = np.unique(np.concatenate([order[:count], order[-count:]]))
-    indices, matches = top_k_ranked(distmat[chosen], query["pids"][chosen], gallery["pids"],
+    indices, matches = top_k_ranked(distances_of(chosen), query["pids"][chosen], gallery["pids"],
                                     query["camids"][chosen], gallery["camids"], k=10)
     titles = [f"AP {result.query_ap[q]:.2f}" for q in chosen]
     return plot_ranked_results([query["paths"][q] for q in chosen], gallery["paths"], indices,
@@ -135,17 +148,23 @@ def evaluate_features(
     labels = (q["pids"], g["pids"], q["camids"], g["camids"])
     max_rank, ap_mode = evaluation.get("max_rank", 50), evaluation.get("ap_mode", "standard")
     top_k = evaluation.get("top_k", 10)
+    metric = evaluation.get("distance", "cosine")
     if evaluation.get("retrieval", "dense") == "faiss":
-        top_distances, top_indices = _faiss_topk(q, g, evaluation)
-        result = evaluate_topk(top_indices, *labels, max_rank=max_rank, ap_mode=ap_mode)
-        distmat = compute_distance_matrix(q["features"], g["features"],
-                                          evaluation.get("distance", "cosine")).numpy()
+        found_distances, found = _faiss_topk(q, g, evaluation)
+        result = evaluate_topk(found, *labels, max_rank=max_rank, ap_mode=ap_mode)
+        indices, top_distances = _protocol_filter(found, found_distances, q, g, top_k)
+
+        def distances_of(rows: np.ndarray) -> np.ndarray:
+            return compute_distance_matrix(q["features"][rows], g["features"], metric).numpy()
     else:
         distmat = _distances(q, g, evaluation).numpy()
         result = evaluate_rank(distmat, *labels, max_rank=max_rank, ap_mode=ap_mode)
-    indices, _ = top_k_ranked(distmat, *labels, k=top_k)
-    rows = np.arange(len(indices))[:, None]
-    top_distances = np.where(indices >= 0, distmat[rows, np.maximum(indices, 0)], np.nan)
+        indices, _ = top_k_ranked(distmat, *labels, k=top_k)
+        rows = np.arange(len(indices))[:, None]
+        top_distances = np.where(indices >= 0, distmat[rows, np.maximum(indices, 0)], np.nan)
+
+        def distances_of(rows: np.ndarray) -> np.ndarray:
+            return distmat[rows]
     print(format_test_results(result), flush=True)
     logger.info("\n%s", format_results(result))
     report = {
@@ -158,5 +177,5 @@ def evaluate_features(
                       for name in ("rank1", "rank5", "rank10", "mAP", "mINP")}
     predictions = _predictions(q, g, indices, top_distances)
     cmc_figure = plot_cmc_curve(result.cmc)
-    ranked = _ranked_figure(q, g, result, distmat, evaluation.get("ranked_queries", 4))
+    ranked = _ranked_figure(q, g, result, distances_of, evaluation.get("ranked_queries", 4))
     return report, mlflow_metrics, predictions, cmc_figure, ranked

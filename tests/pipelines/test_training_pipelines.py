@@ -75,3 +75,31 @@ def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
     assert checkpoint["epochs"] == 2
     model = load_reid_model(checkpoint)
     assert torch.isfinite(model(torch.randn(2, 3, 64, 32))).all()
+
+
+def test_interrupted_encoder_training_resumes(tiny_index, tiny_params, monkeypatch):
+    """A crash mid-stage leaves no model; the same run resumes from its last finished epoch."""
+    import lightning as L
+
+    from clip_reid.pipelines.encoder_training import nodes
+
+    tiny_params["encoder_training"]["max_epochs"] = 3
+    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    started = []
+
+    class CrashAtEpoch2(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            started.append(trainer.current_epoch)
+            if crash and trainer.current_epoch == 2:
+                raise RuntimeError("power cut")
+
+    original = nodes.build_trainer
+    monkeypatch.setattr(nodes, "build_trainer",
+                        lambda *args: original(*args[:3], [CrashAtEpoch2()]))
+    crash = True
+    with pytest.raises(Exception, match="power cut"):
+        _stage2(tiny_index, text, tiny_params)
+    crash = False
+    checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
+    assert started == [0, 1, 2, 2]
+    assert checkpoint["epochs"] == 3

@@ -16,24 +16,10 @@ from clip_reid.modeling.weights import (
     read_openai_state_dict,
 )
 
-_TINY_TEXT = {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2}
-TINY_CONFIGS: dict[str, dict[str, Any]] = {
-    # ResNet-style: CLIP's ModifiedResNet with one bottleneck per stage and 16 base channels.
-    "tiny-rn": {
-        "embed_dim": 128,
-        "quick_gelu": True,
-        "vision_cfg": {"image_size": 224, "layers": [1, 1, 1, 1], "width": 16, "patch_size": None},
-        "text_cfg": _TINY_TEXT,
-    },
-    # ViT-style: 4 blocks of width 128 on 16-pixel patches.
-    "tiny-vit": {
-        "embed_dim": 128,
-        "quick_gelu": True,
-        "vision_cfg": {"image_size": 224, "layers": 4, "width": 128, "head_width": 32,
-                       "patch_size": 16},
-        "text_cfg": _TINY_TEXT,
-    },
-}
+# Tiny CPU-demo towers, as open_clip model configs: "tiny-rn" is CLIP's ModifiedResNet with one
+# bottleneck per stage and 16 base channels; "tiny-vit" has 4 blocks of width 128 on 16-px patches.
+# Both have a 2-layer, width-128 text transformer.
+TINY_CONFIG_DIR = Path(__file__).parent / "model_configs"
 # OpenAI's checkpoints were trained with QuickGELU; open_clip's plain configs use GELU.
 _QUICK_GELU_ARCHS = {"RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32", "ViT-B-16",
                      "ViT-L-14", "ViT-L-14-336"}
@@ -58,8 +44,8 @@ class ClipSpec:
 
 
 def _register_tiny_configs() -> None:
-    for name, config in TINY_CONFIGS.items():
-        open_clip.factory._MODEL_CONFIGS.setdefault(name, config)
+    if "tiny-rn" not in open_clip.list_models():
+        open_clip.add_model_config(TINY_CONFIG_DIR)
 
 
 def available_architectures() -> list[str]:

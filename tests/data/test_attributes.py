@@ -64,3 +64,10 @@ def test_real_market_attribute_file():
     assert (attributes.split == "test").sum() == 750
     assert attributes.pid.is_unique
     assert set(attributes.age) <= {1, 2, 3, 4}
+
+
+def test_written_file_has_no_creation_time(tmp_path):
+    path = tmp_path / "attrs.mat"
+    write_attribute_mat(path, _frame())
+    header = path.read_bytes()[:116]
+    assert b"Created on" not in header and header.startswith(b"MATLAB 5.0 MAT-file")

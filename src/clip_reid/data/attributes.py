@@ -8,6 +8,7 @@ detail fields), so one reader serves both.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ BINARY_FIELDS = ("backpack", "bag", "handbag", "clothes", "down", "up", "hair", 
 ATTRIBUTE_FIELDS = ("age", *BINARY_FIELDS, *UPPER_COLOUR_FIELDS, *LOWER_COLOUR_FIELDS)
 SPLITS = ("train", "test")
 ROOT_NAME = "market_attribute"
+_HEADER_BYTES = 116
 
 
 class AttributeFileError(ValueError):
@@ -91,4 +93,9 @@ def write_attribute_mat(path: Path | str, attributes: pd.DataFrame) -> None:
         cell[0, :] = [f"{pid:04d}" for pid in part["pid"]]
         fields["image_index"] = cell
         struct[split] = fields
-    scipy.io.savemat(str(path), {ROOT_NAME: struct})
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {ROOT_NAME: struct})
+    content = bytearray(buffer.getvalue())
+    # The 116-byte text header carries a creation time; a fixed one keeps files reproducible.
+    content[:_HEADER_BYTES] = b"MATLAB 5.0 MAT-file, written by clip-reid".ljust(_HEADER_BYTES)
+    Path(path).write_bytes(bytes(content))

@@ -7,12 +7,14 @@ from clip_reid.pipelines import (
     data_ingestion,
     encoder_training,
     evaluation,
+    inference,
     prompt_learning,
 )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Map pipeline names to pipelines; `full` runs every stage in order."""
+    """Map pipeline names to pipelines; `full` runs every stage in order and, through
+    kedro-mlflow, logs the served model (see pipelines/inference/served_model.py)."""
     pipelines = {
         "data_ingestion": data_ingestion.create_pipeline(),
         "captions": captions.create_pipeline(),
@@ -20,7 +22,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "encoder_training": encoder_training.create_pipeline(),
         "evaluation": evaluation.create_pipeline(),
     }
-    pipelines["full"] = sum(pipelines.values(), Pipeline([]))
+    pipelines["full"] = inference.served_full(sum(pipelines.values(), Pipeline([])))
     pipelines["__default__"] = pipelines["full"]
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
+    pipelines["inference"] = inference.create_pipeline()
     return pipelines

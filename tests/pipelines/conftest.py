@@ -7,6 +7,8 @@ from builders import base_parameters
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
+from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.pipelines.model_params import clip_spec
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,9 @@ def tiny_params(tmp_path):
     stage2.update(max_epochs=2, batch_size=16, work_dir=str(tmp_path / "work2"))
     stage2["optimizer"].update(warmup_epochs=1, milestones=[1])
     return params
+
+
+@pytest.fixture
+def tiny_backbone(tiny_params):
+    """The clip_backbone the captions pipeline writes when caption fine-tuning is off."""
+    return clip_backbone_checkpoint(clip_spec(tiny_params["model"]))

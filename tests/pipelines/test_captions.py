@@ -1,10 +1,14 @@
+import copy
 import json
 
 import pytest
-from builders import run_pipeline
+import torch
+from builders import base_parameters, run_pipeline
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
+from clip_reid.modeling import ClipSpec, load_clip
+from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.pipelines.captions import create_pipeline
 
 
@@ -17,10 +21,20 @@ def demo(tmp_path_factory):
     return root, index
 
 
-def _run(demo, sources):
+def _params(tmp_path=None, finetune=False):
+    params = copy.deepcopy(base_parameters("model", "captions"))
+    params["trainer"]["enable_progress_bar"] = False
+    params["caption_finetune"].update(enabled=finetune, max_epochs=1, batch_size=8,
+                                      work_dir=str(tmp_path or "unused") + "/work")
+    return params
+
+
+def _run(demo, sources, params=None):
     root, index = demo
+    params = params or _params()
     inputs = {"image_index": index, "params:dataset": {"root": str(root)},
-              "params:captions": {"sources": sources}}
+              "params:captions": {"sources": sources}, "params:seed": 0,
+              **{f"params:{k}": params[k] for k in ("model", "caption_finetune", "trainer")}}
     return run_pipeline(create_pipeline(), inputs)
 
 
@@ -50,3 +64,27 @@ def test_sources_combine(demo, tmp_path):
 def test_missing_source_file_says_which_parameter(demo, tmp_path):
     with pytest.raises(FileNotFoundError, match="captions.sources.csv"):
         _run(demo, {"csv": str(tmp_path / "nope.csv")})
+
+
+def test_without_fine_tuning_the_backbone_is_the_configured_clip(demo):
+    backbone = _run(demo, {"attributes": "beside_dataset"})["clip_backbone"]
+    assert not is_finetuned(backbone) and backbone["state_dict"] == {}
+
+
+def test_caption_fine_tuning_trains_clip_on_training_captions_only(demo, tmp_path):
+    params = _params(tmp_path, finetune=True)
+    outputs = _run(demo, {"attributes": "beside_dataset"}, params)
+    backbone, captions = outputs["clip_backbone"], outputs["image_captions"]
+    train_paths = demo[1].path[demo[1].split == "train"]
+    assert is_finetuned(backbone)
+    assert backbone["pairs"] == int(captions.path.isin(train_paths).sum()) < len(captions)
+    spec = ClipSpec(**params["model"]["clip"])
+    tuned, original = load_clip_backbone(backbone, spec), load_clip(spec)
+    assert not torch.equal(tuned.token_embedding.weight, original.token_embedding.weight)
+    assert torch.isfinite(torch.tensor(backbone["final_loss"]))
+    assert not (tmp_path / "work").exists()  # a finished run leaves no resume state
+
+
+def test_fine_tuning_without_training_captions_says_how_to_fix(demo, tmp_path):
+    with pytest.raises(ValueError, match="caption_finetune.enabled: false"):
+        _run(demo, {"attributes": None}, _params(tmp_path, finetune=True))

@@ -14,9 +14,9 @@ def evaluation_params():
     return base_parameters("evaluation")["evaluation"]
 
 
-def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params,
+def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params, tiny_backbone,
                                                          evaluation_params, capsys):
-    checkpoint = untrained_model(tiny_index, tiny_params["model"])
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
                                            "params:evaluation": evaluation_params})
     printed = capsys.readouterr().out
@@ -35,8 +35,8 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
     assert len(out["cmc_curve"].axes) == 1
 
 
-def test_rerank_and_faiss_options(tiny_index, tiny_params, evaluation_params):
-    checkpoint = untrained_model(tiny_index, tiny_params["model"])
+def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evaluation_params):
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
     dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
                                              "params:evaluation": evaluation_params})
     faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
@@ -55,9 +55,10 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, evaluation_params):
 
 
 def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_params,
-                                                            evaluation_params):
+                                                            tiny_backbone, evaluation_params):
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
+        "clip_backbone": tiny_backbone,
         "params:evaluation": evaluation_params})
     assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
     assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0

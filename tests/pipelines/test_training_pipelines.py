@@ -3,20 +3,27 @@ import pytest
 import torch
 from builders import run_pipeline
 
-from clip_reid.modeling import load_reid_model
+from clip_reid.modeling import ClipSpec, load_reid_model
+from clip_reid.modeling.backbone import clip_backbone_checkpoint
 from clip_reid.pipelines import encoder_training, prompt_learning
 
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
+def _backbone(params):
+    return clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+
+
 def _stage1(index, params, captions=NO_CAPTIONS):
     inputs = {"image_index": index, "image_captions": captions, "params:seed": 0,
+              "clip_backbone": _backbone(params),
               **{f"params:{k}": v for k, v in params.items()}}
     return run_pipeline(prompt_learning.create_pipeline(), inputs)
 
 
 def _stage2(index, text_features, params):
     inputs = {"image_index": index, "text_features": text_features, "params:seed": 0,
+              "clip_backbone": _backbone(params),
               **{f"params:{k}": v for k, v in params.items()}}
     return run_pipeline(encoder_training.create_pipeline(), inputs)
 
@@ -103,3 +110,37 @@ def test_interrupted_encoder_training_resumes(tiny_index, tiny_params, monkeypat
     checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
     assert started == [0, 1, 2, 2]
     assert checkpoint["epochs"] == 3
+
+
+def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, monkeypatch):
+    """Tuned weights reach stage 1 (prompt template embedding, image features) and stage 2."""
+    from clip_reid.modeling import PromptLearner, TextEncoder, load_clip, tokenizer_for
+    from clip_reid.pipelines.encoder_training import nodes as stage2_nodes
+    from clip_reid.pipelines.prompt_learning import nodes as stage1_nodes
+
+    spec = ClipSpec(**tiny_params["model"]["clip"])
+    tuned = load_clip(spec)
+    with torch.no_grad():
+        tuned.token_embedding.weight.mul_(3.0)
+        tuned.visual.conv1.weight.mul_(-1.0)
+    backbone = clip_backbone_checkpoint(spec, tuned)
+    plain = stage1_nodes.extract_train_image_features(
+        tiny_index, _backbone(tiny_params), tiny_params["model"], tiny_params["prompt_learning"])
+    tuned_features = stage1_nodes.extract_train_image_features(
+        tiny_index, backbone, tiny_params["model"], tiny_params["prompt_learning"])
+    assert not torch.allclose(plain["features"], tuned_features["features"])
+
+    learner = PromptLearner(8, TextEncoder(stage1_nodes.load_clip_backbone(backbone, spec),
+                                           tokenizer_for(spec.arch)))
+    expected = tuned.token_embedding(learner.tokenized_prompts)
+    assert torch.equal(learner.template_embedding, expected)
+
+    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    tiny_params["encoder_training"]["max_epochs"] = 1
+    seen = []
+    original = stage2_nodes.load_clip_backbone
+    monkeypatch.setattr(stage2_nodes, "load_clip_backbone",
+                        lambda *args: seen.append(args[0]) or original(*args))
+    stage2_nodes.train_reid_model(tiny_index, text, backbone, tiny_params["model"],
+                                  tiny_params["encoder_training"], tiny_params["trainer"], 0)
+    assert seen == [backbone]

@@ -1,5 +1,6 @@
 """Custom Kedro datasets."""
 
 from clip_reid.io.checkpoint_dataset import OnnxModelDataset, TorchCheckpointDataset
+from clip_reid.io.previous_version import PreviousCheckpointDataset
 
-__all__ = ["OnnxModelDataset", "TorchCheckpointDataset"]
+__all__ = ["OnnxModelDataset", "PreviousCheckpointDataset", "TorchCheckpointDataset"]

@@ -9,7 +9,8 @@ from typing import Any
 import lightning as L
 import pandas as pd
 
-from clip_reid.modeling import ClipReidModel, load_clip, load_reid_model, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, load_reid_model, reid_checkpoint
+from clip_reid.modeling.backbone import load_clip_backbone
 from clip_reid.modeling.losses import Stage2LossWeights
 from clip_reid.modeling.onnx_export import check_onnx, export_onnx
 from clip_reid.modeling.stage2 import (
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 def train_reid_model(
     image_index: pd.DataFrame,
     text_features: dict[str, Any],
+    clip_backbone: dict[str, Any],
     model: dict[str, Any],
     encoder_training: dict[str, Any],
     trainer: dict[str, Any],
@@ -53,7 +55,8 @@ def train_reid_model(
             f"{num_classes}: re-run prompt_learning on this image_index."
         )
     config = reid_config(model, num_classes, int(train["camid"].max()) + 1)
-    reid_model = ClipReidModel(config, load_clip(config.clip)).train()  # BN stats must update
+    clip = load_clip_backbone(clip_backbone, config.clip)
+    reid_model = ClipReidModel(config, clip).train()  # BN stats must update
     optim = Stage2Optimisation(
         **{k: v for k, v in encoder_training["optimizer"].items() if k != "milestones"},
         milestones=tuple(encoder_training["optimizer"].get("milestones", (40, 70))),

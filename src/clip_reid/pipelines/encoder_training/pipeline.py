@@ -11,8 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_reid_model,
-                ["image_index", "text_features", "params:model", "params:encoder_training",
-                 "params:trainer", "params:seed"],
+                ["image_index", "text_features", "clip_backbone", "params:model",
+                 "params:encoder_training", "params:trainer", "params:seed"],
                 "reid_model",
                 name="train_reid_model",
             ),

@@ -25,19 +25,23 @@ from clip_reid.metrics import (
     re_rank,
     top_k_ranked,
 )
-from clip_reid.modeling import ClipReidModel, load_clip, load_reid_model, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, load_reid_model, reid_checkpoint
+from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.pipelines.model_params import eval_transform, normalization, reid_config
 
 logger = logging.getLogger(__name__)
 
 
-def untrained_model(image_index: pd.DataFrame, model: dict[str, Any]) -> dict[str, Any]:
-    """The baseline: the CLIP image encoder as loaded, before any ReID training."""
+def untrained_model(
+    image_index: pd.DataFrame, clip_backbone: dict[str, Any], model: dict[str, Any]
+) -> dict[str, Any]:
+    """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     train = image_index[image_index["split"] == "train"]
     config = reid_config(model, max(int(train["label"].max()) + 1, 1), 0)
-    reid_model = ClipReidModel(config, load_clip(config.clip))
-    if config.clip.weights == "random":  # random BN statistics would collapse every feature
+    reid_model = ClipReidModel(config, load_clip_backbone(clip_backbone, config.clip))
+    # Random BN statistics would collapse every feature (a tuned backbone has trained ones).
+    if config.clip.weights == "random" and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(reid_model.image_encoder, train, eval_transform(model))
     mean, std = normalization(model)
     return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std})

@@ -33,7 +33,8 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 def create_baseline_pipeline(**kwargs) -> Pipeline:
     """The same evaluation of the CLIP backbone before ReID training."""
-    baseline = Node(untrained_model, ["image_index", "params:model"], "baseline.reid_model",
+    baseline = Node(untrained_model, ["image_index", "clip_backbone", "params:model"],
+                    "baseline.reid_model",
                     name="untrained_model")
     evaluation = pipeline(
         create_pipeline(),

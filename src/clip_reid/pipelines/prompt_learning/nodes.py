@@ -15,9 +15,9 @@ from clip_reid.modeling import (
     PromptLearner,
     ReidImageEncoder,
     TextEncoder,
-    load_clip,
     tokenizer_for,
 )
+from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.modeling.stage1 import (
     CachedFeatures,
@@ -53,14 +53,15 @@ class _ProjectionOnly(torch.nn.Module):
 
 
 def extract_train_image_features(
-    image_index: pd.DataFrame, model: dict[str, Any], prompt_learning: dict[str, Any]
+    image_index: pd.DataFrame, clip_backbone: dict[str, Any], model: dict[str, Any],
+    prompt_learning: dict[str, Any],
 ) -> dict[str, Any]:
     """Image features of every training image, computed once with the frozen encoder."""
     train = _train_split(image_index)
-    clip = load_clip(clip_spec(model))
+    clip = load_clip_backbone(clip_backbone, clip_spec(model))
     encoder = ReidImageEncoder(clip.visual, tuple(model["image_size"]), model.get("stride", 16))
     transform = eval_transform(model)
-    if model["clip"]["weights"] == "random":
+    if model["clip"]["weights"] == "random" and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(encoder, train, transform)
     features = extract_features(
         _ProjectionOnly(encoder), train, transform,
@@ -95,6 +96,7 @@ def _caption_tokens(
 def train_prompt_learner(
     train_image_features: dict[str, Any],
     image_captions: pd.DataFrame,
+    clip_backbone: dict[str, Any],
     model: dict[str, Any],
     prompt_learning: dict[str, Any],
     trainer: dict[str, Any],
@@ -103,7 +105,7 @@ def train_prompt_learner(
     """Stage 1: learn the identity context; return its checkpoint and all text features."""
     L.seed_everything(seed, workers=True, verbose=False)
     spec = clip_spec(model)
-    clip = load_clip(spec)
+    clip = load_clip_backbone(clip_backbone, spec)
     text_encoder = TextEncoder(clip, tokenizer_for(spec.arch))
     labels = train_image_features["labels"]
     num_classes = int(labels.max()) + 1
@@ -147,7 +149,7 @@ def train_prompt_learner(
     checkpoint = {
         "config": {"clip": spec.to_dict(), "num_classes": num_classes,
                    "n_ctx": learner.n_ctx, "class_word": learner.class_word,
-                   "caption_mode": mode},
+                   "caption_mode": mode, "caption_finetuned": is_finetuned(clip_backbone)},
         "state_dict": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
         "final_loss": float(fit.callback_metrics.get("loss", torch.tensor(float("nan")))),
     }

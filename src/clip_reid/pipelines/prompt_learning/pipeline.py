@@ -11,13 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 extract_train_image_features,
-                ["image_index", "params:model", "params:prompt_learning"],
+                ["image_index", "clip_backbone", "params:model", "params:prompt_learning"],
                 "train_image_features",
                 name="extract_train_image_features",
             ),
             Node(
                 train_prompt_learner,
-                ["train_image_features", "image_captions", "params:model",
+                ["train_image_features", "image_captions", "clip_backbone", "params:model",
                  "params:prompt_learning", "params:trainer", "params:seed"],
                 ["prompt_learner", "text_features"],
                 name="train_prompt_learner",

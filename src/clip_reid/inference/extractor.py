@@ -1,0 +1,154 @@
+"""Test features of new images from a trained ReID checkpoint, outside Kedro: the same
+preprocessing and eval-mode forward pass as the evaluation pipeline, on PyTorch or ONNX Runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from clip_reid.data.transforms import build_test_transform
+from clip_reid.inference.fingerprint import model_fingerprint
+from clip_reid.inference.images import decode_image
+from clip_reid.inference.onnx_runner import OnnxRunner
+from clip_reid.modeling import ClipReidModel, ReidConfig, load_reid_model
+
+BACKENDS = ("torch", "onnx")
+
+
+class FeatureExtractor:
+    """Callable: a list of images (paths, bytes, base64, PIL, arrays) → (N, feature_dim) features.
+
+    ``checkpoint`` is a ReID checkpoint file (.pt) or the loaded dict (the ``reid_model`` catalog
+    entry). ``backend="onnx"`` runs ``onnx_model`` (path or bytes of the checkpoint's ONNX export)
+    with onnxruntime instead of PyTorch; the PyTorch model is then never built. ``onnx_threads``
+    caps onnxruntime's intra-op threads (default: one per core), e.g. one per serving worker.
+    """
+
+    def __init__(self, checkpoint: str | Path | dict[str, Any], device: str = "cpu",
+                 batch_size: int = 64, backend: str = "torch", onnx_model: Any = None,
+                 onnx_threads: int | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if backend == "onnx" and str(device) != "cpu":
+            raise ValueError(f"The onnx backend runs on the CPU only; got device={device!r}.")
+        checkpoint = _load_checkpoint(checkpoint)
+        self._config = ReidConfig.from_dict(checkpoint["config"])
+        norm = checkpoint["normalization"]
+        self._transform = build_test_transform(self._config.image_size, norm["mean"], norm["std"])
+        self._feature_dim = _feature_dim(checkpoint["state_dict"])
+        self._checkpoint = checkpoint  # for the fingerprint, hashed only when asked for
+        self._fingerprint: str | None = None
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.backend = backend
+        self._model: ClipReidModel | None = None
+        self._onnx: OnnxRunner | None = None
+        if backend == "onnx":
+            self._onnx = OnnxRunner(onnx_model, self._config, self._feature_dim, onnx_threads)
+        else:
+            self._model = load_reid_model(checkpoint).to(self.device).eval()
+
+    @property
+    def config(self) -> ReidConfig:
+        return self._config
+
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) every image is resized to."""
+        return tuple(self._config.image_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of the checkpoint (config, normalisation, weights); see model_fingerprint.
+        Computed on first use: serving that only searches never pays for hashing the weights."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self._checkpoint)
+        return self._fingerprint
+
+    def __call__(self, images: Iterable[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
+        """Float32 CPU features, one row per image, in input order. ``camids`` (camera index per
+        image) are required by models with a camera embedding (SIE) and ignored otherwise."""
+        items = _as_list(images)
+        cameras = self._camera_ids(camids, len(items))
+        chunks = []
+        for start in range(0, len(items), self.batch_size):
+            batch = torch.stack([
+                self._transform(decode_image(item, f"item {start + offset}"))
+                for offset, item in enumerate(items[start:start + self.batch_size])
+            ])
+            batch_cams = None if cameras is None else cameras[start:start + self.batch_size]
+            chunks.append(self._forward(batch, batch_cams))
+        return torch.cat(chunks)
+
+    @torch.inference_mode()
+    def _forward(self, images: torch.Tensor, camids: torch.Tensor | None) -> torch.Tensor:
+        if self._onnx is not None:
+            return self._onnx(images, camids)
+        cams = None if camids is None else camids.to(self.device)
+        return self._model(images.to(self.device), cams).float().cpu()
+
+    def _camera_ids(self, camids: Sequence[int] | None, count: int) -> torch.Tensor | None:
+        num_cameras = self._config.num_cameras
+        if num_cameras == 0:
+            return None
+        if camids is None:
+            raise ValueError(
+                f"This model has a camera embedding (SIE, {num_cameras} cameras): pass camids, "
+                f"one camera index in [0, {num_cameras}) per image, e.g. extractor(images, "
+                "camids=[0, 2, ...])."
+            )
+        cameras = torch.as_tensor(np.asarray(camids), dtype=torch.long).reshape(-1)
+        if len(cameras) != count:
+            raise ValueError(f"Got {len(cameras)} camids for {count} images: pass one per image.")
+        if cameras.min() < 0 or cameras.max() >= num_cameras:
+            raise ValueError(
+                f"camids must be in [0, {num_cameras}) (the cameras the model was trained with), "
+                f"got values from {int(cameras.min())} to {int(cameras.max())}."
+            )
+        return cameras
+
+
+def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(checkpoint, str | Path):
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
+        raise ValueError(
+            "Not a ReID model checkpoint: expected a dict with 'config', 'state_dict' and "
+            "'normalization' (the encoder_training pipeline's reid_model)."
+        )
+    if "normalization" not in checkpoint:
+        raise ValueError(
+            "The checkpoint lacks its pixel 'normalization' (mean/std), so test preprocessing "
+            "cannot be reproduced: re-save it with the encoder_training pipeline."
+        )
+    return checkpoint
+
+
+def _feature_dim(state_dict: dict[str, torch.Tensor]) -> int:
+    """concat(final, projection) width, read from the BN necks so ONNX needs no torch model."""
+    necks = ("bottleneck.weight", "bottleneck_proj.weight")
+    return int(sum(state_dict[name].numel() for name in necks))
+
+
+def _as_list(images: Iterable[Any]) -> list[Any]:
+    if isinstance(images, str | bytes | Path | Image.Image | np.ndarray):
+        raise ValueError(
+            f"images must be a list of images, got a single {type(images).__name__}: wrap it in "
+            "a list, e.g. extractor([image])."
+        )
+    items = list(images)
+    if not items:
+        raise ValueError("No images to embed: pass a non-empty list of images.")
+    return items
+

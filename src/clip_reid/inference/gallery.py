@@ -1,0 +1,205 @@
+"""The labelled gallery of open-set identification: features of known people's images, searched
+with exact faiss, kept with the fingerprint of the model that embedded them so an updated gallery
+re-embeds only new images and a changed model never mixes with stale features."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from clip_reid.metrics import FaissGalleryIndex, label_or_unknown, unknown_threshold
+from clip_reid.metrics.distance import as_feature_matrix
+
+logger = logging.getLogger(__name__)
+
+STATE_KEYS = ("features", "paths", "pids", "camids", "metric", "fingerprint")
+UNKNOWN_CAMID = -1
+
+
+class Embedder(Protocol):
+    """What ``GalleryIndex.build`` needs of a FeatureExtractor."""
+
+    fingerprint: str
+    feature_dim: int
+
+    def __call__(self, images: list[Any], camids: Sequence[int] | None = None) -> torch.Tensor: ...
+
+
+class GalleryIndex:
+    """Gallery images (path, pid, camid, feature) in an exact faiss index; faiss ids are rows."""
+
+    def __init__(self, dim: int, metric: str = "cosine", fingerprint: str = "") -> None:
+        self._index = FaissGalleryIndex(dim, metric)
+        self.fingerprint = fingerprint
+        self._features = torch.empty(0, self._index.dim)
+        self._paths: list[str] = []
+        self._pids: list[int] = []
+        self._camids: list[int] = []
+
+    @property
+    def dim(self) -> int:
+        return self._index.dim
+
+    @property
+    def metric(self) -> str:
+        return self._index.metric
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self._features
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @classmethod
+    def build(cls, extractor: Embedder, paths: Sequence[Any], pids: Sequence[int],
+              camids: Sequence[int] | None = None, metric: str = "cosine",
+              previous: GalleryIndex | dict[str, Any] | None = None) -> GalleryIndex:
+        """A gallery of ``paths`` that reuses ``previous``'s features of the same paths when they
+        come from the same model (fingerprint); only the other images are embedded. Images of
+        ``previous`` not in ``paths`` are dropped. ``pids``/``camids`` are always taken from the
+        arguments, so relabelling an image needs no re-embedding."""
+        paths, pids, camids = _checked_rows(paths, pids, camids)
+        old_rows, old_features = _reusable(previous, extractor.fingerprint)
+        features = torch.empty(len(paths), extractor.feature_dim)
+        reused = [row for row, path in enumerate(paths) if path in old_rows]
+        new_rows = [row for row, path in enumerate(paths) if path not in old_rows]
+        if reused:
+            features[reused] = old_features[[old_rows[paths[row]] for row in reused]]
+        if new_rows:
+            new_camids = [camids[row] for row in new_rows]
+            features[new_rows] = extractor([paths[row] for row in new_rows], new_camids)
+        removed = len(set(old_rows) - set(paths))
+        logger.info("Gallery: %d images reused, %d embedded, %d removed (model %s).",
+                    len(reused), len(new_rows), removed, extractor.fingerprint)
+        gallery = cls(extractor.feature_dim, metric, extractor.fingerprint)
+        if paths:
+            gallery.add(features, paths, pids, camids)
+        return gallery
+
+    def add(self, features: Any, paths: Sequence[Any], pids: Sequence[int],
+            camids: Sequence[int] | None = None) -> None:
+        """Append gallery images; the existing ones are left as they are."""
+        paths, pids, camids = _checked_rows(paths, pids, camids)
+        matrix = self._checked_features(features, "gallery features")
+        if len(matrix) != len(paths):
+            raise ValueError(f"Got {len(matrix)} feature rows for {len(paths)} paths.")
+        duplicates = sorted(set(paths) & set(self._paths))
+        if duplicates:
+            raise ValueError(
+                f"{len(duplicates)} path(s) are already in the gallery, e.g. {duplicates[0]}: "
+                "rebuild with GalleryIndex.build(..., previous=gallery) to update images."
+            )
+        self._index.add(matrix, np.arange(len(self), len(self) + len(matrix), dtype=np.int64))
+        self._features = torch.cat([self._features, matrix])
+        self._paths += paths
+        self._pids += pids
+        self._camids += camids
+
+    def search(self, features: Any, k: int = 10, threshold: float | None = None) -> pd.DataFrame:
+        """One row per query: ``predicted_pid`` (top-1 pid, or -1 = unknown when ``threshold`` is
+        set and the top-1 distance exceeds it), ``known``, ``distance`` (top-1) and the
+        list-valued ``topk_pids``, ``topk_paths``, ``topk_distances`` (closest first; plain Python
+        lists, so the frame survives JSON). Distances: smaller = closer (see FaissGalleryIndex)."""
+        if len(self) == 0:
+            raise ValueError(
+                "the gallery is empty: build it with GalleryIndex.build(extractor, paths, pids) or "
+                "add() features before searching."
+            )
+        queries = self._checked_features(features, "query features")
+        distances, rows = self._index.search(queries, k)
+        pids = np.asarray(self._pids, dtype=np.int64)[rows]
+        top1_pids, top1_distances = pids[:, 0], distances[:, 0]
+        if threshold is None:
+            predicted, known = top1_pids, np.ones(len(queries), dtype=bool)
+        else:
+            predicted = label_or_unknown(top1_pids, top1_distances, threshold)
+            known = ~unknown_threshold(top1_distances, threshold)
+        return pd.DataFrame({
+            "predicted_pid": predicted.astype(np.int64),
+            "known": known,
+            "distance": top1_distances.astype(np.float64),
+            "topk_pids": pids.tolist(),
+            "topk_paths": [[self._paths[row] for row in ranked] for ranked in rows.tolist()],
+            "topk_distances": distances.astype(np.float64).tolist(),
+        })
+
+    def to_state(self) -> dict[str, Any]:
+        """Tensors, lists and strings only, so ``torch.load(weights_only=True)`` reads it back.
+        The features tensor is shared with the index, not copied (galleries can be large)."""
+        return {
+            "features": self._features,
+            "paths": list(self._paths),
+            "pids": torch.tensor(self._pids, dtype=torch.long),
+            "camids": torch.tensor(self._camids, dtype=torch.long),
+            "metric": self.metric,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> GalleryIndex:
+        """The gallery saved by ``to_state``."""
+        missing = [key for key in STATE_KEYS if key not in state]
+        if missing:
+            raise ValueError(
+                f"Not a gallery state: keys {missing} are missing (it needs {list(STATE_KEYS)}). "
+                "Save galleries with GalleryIndex.to_state()."
+            )
+        features = as_feature_matrix(state["features"], "features")
+        gallery = cls(features.shape[1], state["metric"], state["fingerprint"])
+        if len(features):
+            gallery.add(features, state["paths"], torch.as_tensor(state["pids"]).tolist(),
+                        torch.as_tensor(state["camids"]).tolist())
+        return gallery
+
+    def _checked_features(self, features: Any, name: str) -> torch.Tensor:
+        matrix = as_feature_matrix(features, name)
+        if matrix.shape[1] != self.dim:
+            raise ValueError(
+                f"The {name} are {matrix.shape[1]}-d but the gallery holds {self.dim}-d features "
+                f"(model {self.fingerprint or 'unknown'}): they come from different models or "
+                "backbones. Rebuild the gallery with GalleryIndex.build() using the same "
+                "FeatureExtractor (checkpoint) as the queries."
+            )
+        return matrix
+
+
+def _checked_rows(paths: Sequence[Any], pids: Sequence[int],
+                  camids: Sequence[int] | None) -> tuple[list[str], list[int], list[int]]:
+    """Paths as unique strings (they key feature reuse), pids and camids (-1 = unknown)."""
+    paths = [str(path) for path in paths]
+    pids = [int(pid) for pid in pids]
+    camids = [UNKNOWN_CAMID] * len(paths) if camids is None else [int(cam) for cam in camids]
+    if not len(paths) == len(pids) == len(camids):
+        raise ValueError(
+            f"Got {len(paths)} paths, {len(pids)} pids and {len(camids)} camids: pass one of each "
+            "per gallery image."
+        )
+    if len(set(paths)) != len(paths):
+        repeated = pd.Series(paths)[pd.Series(paths).duplicated()].iloc[0]
+        raise ValueError(f"Gallery paths must be unique; {repeated} is listed more than once.")
+    return paths, pids, camids
+
+
+def _reusable(previous: GalleryIndex | dict[str, Any] | None,
+              fingerprint: str) -> tuple[dict[str, int], torch.Tensor]:
+    """(path → row, features) of the previous gallery if its features come from this model.
+    Stored features are raw (not normalised), so they stay valid when only the metric changes."""
+    if previous is None:
+        return {}, torch.empty(0)
+    if isinstance(previous, dict):
+        previous = GalleryIndex.from_state(previous)
+    if previous.fingerprint != fingerprint:
+        logger.info("Gallery: the model changed (fingerprint %s -> %s); re-embedding every image.",
+                    previous.fingerprint or "unknown", fingerprint)
+        return {}, torch.empty(0)
+    return {path: row for row, path in enumerate(previous.paths)}, previous.features

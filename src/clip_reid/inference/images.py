@@ -1,0 +1,184 @@
+"""Turn whatever a caller or a REST request sends (path, bytes, base64, PIL image, array) into a
+validated RGB image, so bad input fails here with a message instead of deep inside the model."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+DEFAULT_MIN_SIDE = 16
+# Modes whose conversion to RGB keeps the picture; 16-bit and float modes would be clipped.
+CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "La", "1", "P", "PA",
+                               "CMYK", "YCbCr"})
+_DATA_URL_PREFIX = "data:"
+
+
+class InvalidImageError(ValueError):
+    """An input image cannot be used; the message names the item, the problem and the fix."""
+
+
+def decode_image(
+    item: Any, name: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
+    allow_paths: bool = True,
+) -> Image.Image:
+    """``item`` as a fully decoded RGB PIL image.
+
+    Accepts a filesystem path (str or Path), encoded bytes (JPEG, PNG, ...), a base64 string
+    (plain or a ``data:image/...;base64,`` URL), a PIL image or an HxWx3 uint8 array. ``name``
+    labels the item in error messages (default: the path, or "the image"). A server passes
+    ``allow_paths=False`` so that clients cannot make it read its own files.
+    """
+    label = _label(name, item if isinstance(item, Path) else None)
+    if not allow_paths and isinstance(item, Path):
+        raise InvalidImageError(f"{label}: file paths are not accepted here; send the image "
+                                "bytes base64-encoded.")
+    if isinstance(item, Image.Image):
+        image = item
+    elif isinstance(item, np.ndarray):
+        image = _from_array(item, label)
+    elif isinstance(item, Path):
+        image = _open_file(item, label)
+    elif isinstance(item, bytes | bytearray | memoryview):
+        image = _open_bytes(bytes(item), label, "encoded image bytes")
+    elif isinstance(item, str):
+        image = _from_string(item, name, allow_paths)
+    else:
+        raise InvalidImageError(
+            f"{label}: unsupported input type {type(item).__name__}. Pass a file path, encoded "
+            "image bytes, a base64 string, a PIL image or an HxWx3 uint8 numpy array."
+        )
+    return _checked_rgb(image, label, min_side)
+
+
+def _label(name: str | None, source: str | Path | None) -> str:
+    """How errors name the item: the caller's name, plus the path (or the start of a string)."""
+    if source is None:
+        return name or "the image"
+    text = str(source) if len(str(source)) <= 80 else f"{str(source)[:77]}..."
+    return f"{name} ({text!r})" if name else repr(text)
+
+
+def _from_string(text: str, name: str | None, allow_paths: bool) -> Image.Image:
+    stripped = text.strip()
+    if stripped.startswith(_DATA_URL_PREFIX):
+        return _from_base64(stripped.split(",", 1)[-1], name or "the data URL", data_url=True)
+    if allow_paths and _is_file(Path(text)):
+        return _open_file(Path(text), _label(name, text))
+    label = _label(name, text)
+    try:
+        raw = _b64decode(stripped)
+    except ValueError:
+        if not allow_paths:
+            raise InvalidImageError(
+                f"{label}: is not valid base64 (file paths are not accepted here). Send the "
+                "image file's bytes base64-encoded."
+            ) from None
+        raise InvalidImageError(
+            f"{label}: is neither an existing file nor valid base64 (tried both). Pass the path "
+            "of an existing image file, or the image bytes base64-encoded."
+        ) from None
+    context = "it is not an existing file, and decoded as base64 it" if allow_paths else (
+        "decoded as base64 it")
+    return _open_bytes(raw, label, context)
+
+
+def _from_base64(payload: str, label: str, data_url: bool) -> Image.Image:
+    try:
+        raw = _b64decode(payload)
+    except ValueError:
+        raise InvalidImageError(
+            f"{label}: the {'data URL' if data_url else 'string'} is not valid base64. Encode the "
+            "image file's bytes with base64 (e.g. base64.b64encode(open(path, 'rb').read()))."
+        ) from None
+    return _open_bytes(raw, label, "base64 data")
+
+
+def _b64decode(text: str) -> bytes:
+    compact = "".join(text.split())
+    if not compact:
+        raise ValueError("empty")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except binascii.Error as error:
+        raise ValueError(str(error)) from error
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # too long for a file name, or NUL bytes: base64 perhaps
+        return False
+
+
+def _open_file(path: Path, label: str) -> Image.Image:
+    if not _is_file(path):
+        raise InvalidImageError(
+            f"{label}: no such file. Check the path (relative paths are resolved from "
+            f"{Path.cwd()})."
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InvalidImageError(
+            f"{label}: cannot read the file ({error}). Check its permissions."
+        ) from None
+    return _open_bytes(raw, label, "the file")
+
+
+def _open_bytes(raw: bytes, label: str, source: str) -> Image.Image:
+    """Decode fully now (PIL is lazy), treating PIL's decompression-bomb warning as an error."""
+    if not raw:
+        raise InvalidImageError(f"{label}: {source} is empty. Send the image's encoded bytes.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(
+            f"{label}: refused as a possible decompression bomb ({error}). Send a person crop, "
+            "not a full-resolution frame, or raise PIL.Image.MAX_IMAGE_PIXELS if it is genuine."
+        ) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InvalidImageError(
+            f"{label}: {source} is not a readable image ({error}). Send a complete JPEG, PNG, "
+            "BMP or WebP file; a truncated upload or a non-image file looks like this."
+        ) from None
+    return image
+
+
+def _from_array(array: np.ndarray, label: str) -> Image.Image:
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise InvalidImageError(
+            f"{label}: an image array must be HxWx3 uint8 (RGB), got shape {array.shape} and "
+            f"dtype {array.dtype}. Convert it, e.g. np.clip(a * 255, 0, 255).astype(np.uint8) "
+            "for floats in [0, 1], or np.stack([a] * 3, axis=-1) for grey."
+        )
+    return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+
+
+def _checked_rgb(image: Image.Image, label: str, min_side: int) -> Image.Image:
+    if image.mode not in CONVERTIBLE_MODES:
+        raise InvalidImageError(
+            f"{label}: unsupported pixel mode {image.mode!r} (16-bit or floating-point images "
+            "lose their range when converted). Save it as 8-bit RGB or greyscale."
+        )
+    width, height = image.size
+    if min(width, height) < min_side:
+        raise InvalidImageError(
+            f"{label}: {width}x{height} pixels is too small (minimum side {min_side} px). Send "
+            "the person crop itself, not a thumbnail or an empty box."
+        )
+    try:
+        return image.convert("RGB")  # same conversion as evaluation's read_rgb
+    except (OSError, ValueError) as error:
+        raise InvalidImageError(
+            f"{label}: cannot convert mode {image.mode!r} to RGB ({error}). Re-save it as RGB."
+        ) from None

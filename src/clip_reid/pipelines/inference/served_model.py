@@ -1,0 +1,72 @@
+"""`full` as a kedro-mlflow PipelineML: training + gallery embedding, bound to the served
+inference pipeline, so the hook logs an MLflow model that identifies POSTed images after every
+run. The model carries the package's code and its pinned dependencies, so it loads where
+clip_reid is not installed."""
+
+from __future__ import annotations
+
+from importlib.metadata import requires
+from pathlib import Path
+
+from kedro.pipeline import Pipeline
+from kedro_mlflow.pipeline.pipeline_ml import KedroMlflowPipelineMLError, PipelineML
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import clip_reid
+
+from .pipeline import (
+    QUERY_INPUT,
+    create_gallery_pipeline,
+    create_publish_pipeline,
+    create_served_pipeline,
+)
+
+SERVED_MODEL_NAME = "model"  # serve it with `mlflow models serve -m runs:/<run_id>/model`
+# What a client POSTs: one row per image.
+SERVED_SIGNATURE = ModelSignature(inputs=Schema([
+    ColSpec("string", "image"),                   # base64 (or data URL) of the encoded image
+    ColSpec("string", "name", required=False),    # echoed back to tell the answers apart
+    ColSpec("long", "camid", required=False),     # camera index, for camera-aware (SIE) models
+]))
+
+
+class ServedPipelineML(PipelineML):
+    """A PipelineML whose partial runs do not fail.
+
+    kedro-mlflow re-checks the binding whenever the pipeline is filtered, and fails when the
+    nodes writing the model's artifacts are filtered out: `--only-missing-outputs` skips them
+    once their files exist, `--from-nodes` / `--nodes` may leave them out. Such a subset runs as
+    a plain pipeline instead; when the whole pipeline was selected (`--only-missing-outputs`),
+    the hook still logs the model from the artifacts on disk.
+    """
+
+    def _turn_pipeline_to_ml(self, pipeline: Pipeline) -> Pipeline:
+        try:
+            return type(self)(pipeline.nodes, inference=self.inference,
+                              input_name=self.input_name, kpm_kwargs=self.kpm_kwargs,
+                              log_model_kwargs=self.log_model_kwargs)
+        except KedroMlflowPipelineMLError:
+            return Pipeline(pipeline.nodes)
+
+
+def served_full(training: Pipeline) -> ServedPipelineML:
+    """`training` followed by gallery embedding and publishing, bound to the served pipeline
+    (what kedro-mlflow's pipeline_ml_factory builds, with the class above)."""
+    return ServedPipelineML(
+        (training + create_gallery_pipeline() + create_publish_pipeline()).nodes,
+        inference=create_served_pipeline(),
+        input_name=QUERY_INPUT,
+        log_model_kwargs={
+            "name": SERVED_MODEL_NAME,
+            "code_paths": [str(Path(clip_reid.__file__).parent)],
+            "signature": SERVED_SIGNATURE,
+            "pip_requirements": runtime_requirements(),
+        },
+    )
+
+
+def runtime_requirements() -> list[str]:
+    """The project's own dependency pins: mlflow's guess lists clip-reid itself (not on PyPI;
+    the model carries its code) and misses torch."""
+    return [pin for pin in requires("clip-reid") or [] if "extra ==" not in pin]

@@ -1,0 +1,68 @@
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from builders import write_crop
+
+from clip_reid.data.transforms import build_train_transform
+from clip_reid.modeling import ClipSpec, load_clip, tokenizer_for
+from clip_reid.modeling.caption_finetune import (
+    CaptionFinetuneModule,
+    CaptionFinetuneOptimisation,
+    ImageCaptionPairs,
+    caption_contrastive_loss,
+    native_input_size,
+)
+
+
+def test_distinct_captions_give_clip_symmetric_infonce():
+    generator = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(6, 8, generator=generator), torch.randn(6, 8, generator=generator)
+    logits = F.normalize(images, dim=1) @ F.normalize(texts, dim=1).T / 0.07
+    targets = torch.arange(6)
+    expected = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    assert caption_contrastive_loss(images, texts, targets, 0.07) == pytest.approx(
+        expected.item(), rel=1e-5)
+
+
+def test_pairs_sharing_a_caption_are_positives_not_negatives():
+    """Images of one caption may swap texts freely; with distinct captions a swap is penalised."""
+    generator = torch.Generator().manual_seed(1)
+    images, texts = torch.randn(4, 8, generator=generator), torch.randn(4, 8, generator=generator)
+    swapped = images[[1, 0, 2, 3]]
+    shared = torch.tensor([0, 0, 1, 2])
+    distinct = torch.arange(4)
+    assert caption_contrastive_loss(swapped, texts, shared, 0.1) == pytest.approx(
+        caption_contrastive_loss(images, texts, shared, 0.1).item(), rel=1e-6)
+    assert caption_contrastive_loss(swapped, texts, distinct, 0.1) != pytest.approx(
+        caption_contrastive_loss(images, texts, distinct, 0.1).item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("arch, size", [("tiny-rn", (224, 224)), ("tiny-vit", (224, 224))])
+def test_native_input_size(arch, size):
+    assert native_input_size(load_clip(ClipSpec(arch=arch))) == size
+
+
+def test_one_epoch_moves_both_towers_with_their_own_learning_rates(tmp_path):
+    clip = load_clip(ClipSpec(arch="tiny-rn")).train()
+    before = {k: v.clone() for k, v in clip.state_dict().items()}
+    paths = []
+    for i in range(4):
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        write_crop(tmp_path / f"{i}.jpg", seed=i)
+    captions = ["A man in red.", "A woman in blue.", "A man in red.", "A child."]
+    tokens = tokenizer_for("tiny-rn")(captions)
+    transform = build_train_transform(native_input_size(clip), padding=0, erasing_prob=0.0)
+    dataset = ImageCaptionPairs(paths, tokens, torch.tensor([0, 1, 0, 2]), transform)
+    optim = CaptionFinetuneOptimisation(visual_lr=1e-3, text_lr=1e-4, max_epochs=1)
+    module = CaptionFinetuneModule(clip, optim)
+    groups = {g["name"]: g for g in module.configure_optimizers()["optimizer"].param_groups}
+    assert groups["visual"]["lr"] == pytest.approx(1e-3 * 0.01)  # cosine floor after 1 epoch
+    assert groups["text_no_decay"]["weight_decay"] == 0.0
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, torch.utils.data.DataLoader(dataset, batch_size=4))
+    after = clip.state_dict()
+    assert not torch.equal(after["token_embedding.weight"], before["token_embedding.weight"])
+    assert not torch.equal(after["visual.conv1.weight"], before["visual.conv1.weight"])
+    assert torch.equal(after["logit_scale"], before["logit_scale"])  # temperature is fixed

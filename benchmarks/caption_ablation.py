@@ -18,7 +18,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 METRICS = Path("data/08_reporting/evaluation_metrics.json")
@@ -56,18 +55,16 @@ def main() -> int:
             kedro_run("captions", {"caption_finetune.enabled": str(finetune).lower()}, args.env)
             backbone = newest_version(BACKBONE).name
         for mode in args.modes:
-            start = time.perf_counter()
             kedro_run("prompt_learning,encoder_training,evaluation",
                       {"prompt_learning.caption_mode": mode}, args.env,
                       "--load-versions", f"clip_backbone:{backbone}")
             metrics = latest_metrics()
-            rows.append((mode, finetune, metrics, time.perf_counter() - start))
+            rows.append((mode, finetune, metrics))
     print("\n| stage-1 caption mode | caption fine-tuning | Rank-1 | mAP | mINP |")
     print("|---|---|---|---|---|")
-    for mode, finetune, metrics, seconds in rows:
+    for mode, finetune, metrics in rows:
         print(f"| {mode} | {'yes' if finetune else 'no'} | {metrics['rank1']:.2%} | "
               f"{metrics['mAP']:.2%} | {metrics['mINP']:.2%} |")
-        print(f"  ({mode}, fine-tuning {finetune}: {seconds / 60:.1f} min)", file=sys.stderr)
     return 0
 
 

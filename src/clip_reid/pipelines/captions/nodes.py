@@ -20,7 +20,7 @@ from clip_reid.data.caption_sources import (
     read_cuhk_pedes,
 )
 from clip_reid.data.transforms import build_train_transform
-from clip_reid.modeling import load_clip, tokenizer_for
+from clip_reid.modeling import TextEncoder, load_clip, tokenizer_for
 from clip_reid.modeling.backbone import clip_backbone_checkpoint
 from clip_reid.modeling.caption_finetune import (
     CaptionFinetuneModule,
@@ -119,8 +119,7 @@ def prepare_clip_backbone(
         )
     L.seed_everything(seed, workers=True, verbose=False)
     clip = load_clip(spec).train()
-    tokens = tokenizer_for(spec.arch)(pairs["caption"].tolist(),
-                                      context_length=clip.positional_embedding.shape[0])
+    tokens = TextEncoder(clip, tokenizer_for(spec.arch)).tokenize(pairs["caption"].tolist())
     caption_ids = torch.as_tensor(pd.factorize(pairs["caption"])[0])
     mean, std = normalization(model)
     transform = build_train_transform(native_input_size(clip), mean, std, padding=0,

@@ -1,13 +1,15 @@
 import functools
 import hashlib
 import http.server
+import logging
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from clip_reid.data.download import DownloadError, download_file, fetch_dataset
+from clip_reid.data import veri776
+from clip_reid.data.download import DownloadError, download_file, fetch_dataset, redact_url
 
 
 @pytest.fixture
@@ -69,6 +71,44 @@ def test_archive_without_market_layout_is_rejected(http_root, tmp_path):
     (tmp_path / "junk" / "stuff").mkdir(parents=True)
     (tmp_path / "junk" / "stuff" / "a.txt").write_text("x")
     archive = Path(shutil.make_archive(str(served / "junk"), "zip", tmp_path / "junk"))
-    with pytest.raises(DownloadError, match="bounding_box_train"):
+    with pytest.raises(DownloadError, match="no folder in the layout expected.*bounding_box_train"):
         fetch_dataset(f"{url}/{archive.name}", None, tmp_path / "root", tmp_path / "cache")
     assert not (tmp_path / "root").exists()
+
+
+def test_redact_url_hides_credentials_and_query_values():
+    assert redact_url("https://user:s3cret@host.org:8443/a/m.zip?token=abc&dl=1#frag") == (
+        "https://***@host.org:8443/a/m.zip?token=***&dl=***#***")
+    assert redact_url("https://ghp_TOKEN@host.org/m.zip") == "https://***@host.org/m.zip"
+    assert redact_url("http://host.org/m.zip") == "http://host.org/m.zip"
+
+
+def test_download_errors_and_logs_never_show_credentials(tmp_path, caplog):
+    url = "http://alice:s3cretpw@127.0.0.1:9/market.zip?token=tok3n-value"
+    with caplog.at_level(logging.DEBUG), pytest.raises(DownloadError) as raised:
+        download_file(url, tmp_path / "market.zip", None, timeout=2)
+    text = str(raised.value) + "".join(r.getMessage() for r in caplog.records)
+    assert "127.0.0.1:9/market.zip?token=***" in text
+    assert "s3cretpw" not in text and "tok3n-value" not in text and "alice" not in text
+    assert raised.value.__cause__ is None
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth(tiny_market, http_root, tmp_path, caplog):
+    served, url = http_root
+    name, digest = _zip_market(tiny_market, served)
+    authed = url.replace("http://", "http://alice:s3cretpw@") + f"/{name}?token=tok3n-value"
+    with caplog.at_level(logging.DEBUG):
+        assert download_file(authed, tmp_path / name, None).is_file()
+    logged = "".join(r.getMessage() for r in caplog.records)
+    assert "sha256=" + digest in logged and "s3cretpw" not in logged and "tok3n" not in logged
+
+
+def test_archive_in_another_layout_is_found_by_its_check(http_root, tmp_path):
+    served, url = http_root
+    veri = tmp_path / "staging" / "VeRi"
+    for folder in ("image_train", "image_query", "image_test"):
+        (veri / folder).mkdir(parents=True)
+    archive = Path(shutil.make_archive(str(served / "veri"), "zip", tmp_path / "staging"))
+    root = fetch_dataset(f"{url}/{archive.name}", None, tmp_path / "data" / "VeRi",
+                         tmp_path / "cache", check=veri776.check)
+    assert sorted(p.name for p in root.iterdir()) == ["image_query", "image_test", "image_train"]

@@ -1,4 +1,4 @@
-"""Ingestion of a dataset in Market-1501 layout into the image index."""
+"""Ingestion of a dataset, in any supported layout, into the image index."""
 
 from .pipeline import create_pipeline
 

@@ -12,13 +12,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(prepare_dataset, "params:dataset", "dataset_root", name="prepare_dataset"),
             Node(
                 index_images,
-                ["dataset_root", "params:ingestion"],
+                ["dataset_root", "params:dataset", "params:ingestion"],
                 ["image_index", "ingestion_report"],
                 name="index_images",
             ),
             Node(
                 summarise_dataset,
-                "image_index",
+                ["image_index", "params:dataset"],
                 ["dataset_stats", "dataset_metrics"],
                 name="summarise_dataset",
             ),

@@ -1,5 +1,6 @@
 import copy
 import json
+import logging
 
 import pytest
 import torch
@@ -88,3 +89,33 @@ def test_caption_fine_tuning_trains_clip_on_training_captions_only(demo, tmp_pat
 def test_fine_tuning_without_training_captions_says_how_to_fix(demo, tmp_path):
     with pytest.raises(ValueError, match="caption_finetune.enabled: false"):
         _run(demo, {"attributes": None}, _params(tmp_path, finetune=True))
+
+
+def test_absent_attribute_file_beside_the_dataset_is_skipped_with_one_info_line(
+    tiny_market, caplog
+):
+    index, _ = build_image_index(tiny_market)
+    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
+        outputs = _run((tiny_market, index), {"attributes": "beside_dataset"})
+    assert outputs["image_captions"].empty
+    skipped = [r for r in caplog.records if "market_attribute.mat" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.INFO
+    assert str(tiny_market) in skipped[0].getMessage()
+    assert not outputs["clip_backbone"]["state_dict"]  # the rest of the pipeline still runs
+
+
+def test_an_explicit_attribute_path_must_exist(demo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="captions.sources.attributes"):
+        _run(demo, {"attributes": str(tmp_path / "market_attribute.mat")})
+
+
+def test_captions_longer_than_the_context_are_counted(demo, tmp_path, caplog):
+    first = demo[1].path[0].split("/")[-1]
+    second = demo[1].path[1].split("/")[-1]
+    csv = tmp_path / "c.csv"
+    csv.write_text(f"image,caption\n{first},{'very ' * 80}long.\n{second},Short.\n")
+    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
+        _run(demo, {"csv": str(csv)})
+    lines = [r.getMessage() for r in caplog.records if "context" in r.getMessage()]
+    assert lines == ["1 of 2 distinct captions exceed the 77-token context of the tiny-rn text "
+                     "tower and will be truncated (end-of-text token kept)"]

@@ -7,11 +7,15 @@ dataset in Market-1501 layout.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 CAPTION_COLUMNS = ["path", "pid", "caption", "source"]
 
@@ -31,27 +35,56 @@ def _match(image_index: pd.DataFrame, captions: pd.DataFrame, source: str) -> pd
     return matched.assign(source=source)[CAPTION_COLUMNS]
 
 
+def _read_text(path: Path, what: str) -> str:
+    """The file's UTF-8 text; a clear error naming the file when it is unreadable or empty."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise CaptionSourceError(f"Cannot read {what} {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise CaptionSourceError(
+            f"{what} {path} is not UTF-8 text ({error}); re-save it as UTF-8."
+        ) from error
+    if not text.strip():
+        raise CaptionSourceError(f"{what} {path} is empty.")
+    return text
+
+
+def _record_captions(path: Path, number: int, record: object) -> list[str]:
+    """The captions of one CUHK-PEDES record: a list of strings, or an error naming the record."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("file_path"), str) \
+            or not isinstance(record.get("captions"), list):
+        raise CaptionSourceError(
+            f"{path}, record {number}: expected keys 'file_path' (str) and 'captions' (list), "
+            f"got {str(record)[:200]}"
+        )
+    for position, caption in enumerate(record["captions"]):
+        if not isinstance(caption, str):
+            raise CaptionSourceError(
+                f"{path}, record {number}, caption {position}: expected a string, got "
+                f"{json.dumps(caption)[:100]}"
+            )
+    return [caption.strip() for caption in record["captions"]]
+
+
 def read_cuhk_pedes(path: Path | str, image_index: pd.DataFrame) -> pd.DataFrame:
     """Captions from CUHK-PEDES ``reid_raw.json`` (records with ``file_path`` and ``captions``)."""
     path = Path(path)
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        records = json.loads(_read_text(path, "CUHK-PEDES annotations"))
+    except json.JSONDecodeError as error:
         raise CaptionSourceError(f"Cannot read CUHK-PEDES annotations {path}: {error}") from error
     if not isinstance(records, list):
         raise CaptionSourceError(f"{path}: expected a JSON list of records, got {type(records)}.")
-    rows = []
-    for number, record in enumerate(records):
-        if not isinstance(record, Mapping) or "file_path" not in record or not isinstance(
-            record.get("captions"), list
-        ):
-            raise CaptionSourceError(
-                f"{path}, record {number}: expected keys 'file_path' (str) and 'captions' (list), "
-                f"got {str(record)[:200]}"
-            )
-        name = Path(str(record["file_path"])).name
-        rows += [{"file_name": name, "caption": str(c).strip()} for c in record["captions"]]
+    rows = [
+        {"file_name": Path(record["file_path"]).name, "caption": caption}
+        for number, record in enumerate(records)
+        for caption in _record_captions(path, number, record)
+    ]
     captions = pd.DataFrame(rows, columns=["file_name", "caption"])
+    blank = int((captions["caption"] == "").sum())
+    if blank:
+        logger.warning("%s: %d blank caption(s) skipped", path, blank)
     return _match(image_index, captions[captions["caption"] != ""], "cuhk_pedes")
 
 
@@ -59,8 +92,9 @@ def read_caption_csv(path: Path | str, image_index: pd.DataFrame) -> pd.DataFram
     """Captions from a user CSV with columns ``image`` (file name) and ``caption``."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as error:
+        table = pd.read_csv(io.StringIO(_read_text(path, "Caption CSV")), dtype=str,
+                            keep_default_na=False)
+    except pd.errors.ParserError as error:
         raise CaptionSourceError(f"Cannot read caption CSV {path}: {error}") from error
     missing = {"image", "caption"} - set(table.columns)
     if missing:

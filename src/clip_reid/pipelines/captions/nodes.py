@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import open_clip
 import pandas as pd
 import torch
 
@@ -41,9 +42,18 @@ logger = logging.getLogger(__name__)
 ATTRIBUTE_FILE = "market_attribute.mat"
 
 
-def _attribute_file(setting: str, dataset_root: Path) -> Path:
-    """``beside_dataset`` means the file the demo generator writes next to its images."""
-    return dataset_root / ATTRIBUTE_FILE if setting == "beside_dataset" else Path(setting)
+def _attribute_file(setting: str, dataset_root: Path) -> Path | None:
+    """``beside_dataset``: the file the demo generator (and Market-1501's annotators) put in the
+    dataset folder, skipped when absent; any other value is a path that must exist."""
+    if setting != "beside_dataset":
+        return _require(Path(setting), "Attribute file", "attributes")
+    folder = dataset_root if dataset_root.is_dir() else dataset_root.parent  # image_list: a CSV
+    path = folder / ATTRIBUTE_FILE
+    if path.is_file():
+        return path
+    logger.info("No attribute captions: no %s in %s (captions.sources.attributes: beside_dataset "
+                "looks there; set a path to use one elsewhere)", ATTRIBUTE_FILE, folder)
+    return None
 
 
 def _require(path: Path, what: str, key: str) -> Path:
@@ -65,11 +75,9 @@ def collect_captions(
     if sources.get("cuhk_pedes"):
         path = _require(Path(sources["cuhk_pedes"]), "CUHK-PEDES annotations", "cuhk_pedes")
         tables.append(read_cuhk_pedes(path, image_index))
-    if sources.get("attributes"):
-        path = _require(
-            _attribute_file(sources["attributes"], root), "Attribute file", "attributes"
-        )
-        attributes = read_attribute_mat(path)
+    attribute_file = sources.get("attributes") and _attribute_file(sources["attributes"], root)
+    if attribute_file:
+        attributes = read_attribute_mat(attribute_file)
         tables.append(attribute_captions(attributes, image_index, attribute_sentences))
     if sources.get("csv"):
         path = _require(Path(sources["csv"]), "Caption CSV", "csv")
@@ -92,6 +100,26 @@ def collect_captions(
     return table, coverage, metrics
 
 
+def _report_long_captions(captions: pd.Series, arch: str) -> int:
+    """Count the distinct captions longer than the text tower's context, in one INFO line.
+
+    Truncation itself happens in ``TextEncoder.tokenize``; tokenizing to one token more than the
+    context shows which captions it cuts (their extra position is not padding).
+    """
+    unique = captions.drop_duplicates().tolist()
+    tokenizer = tokenizer_for(arch)
+    config = open_clip.get_model_config(arch) or {}
+    context = config.get("text_cfg", {}).get("context_length", 77)
+    if not unique:
+        return 0
+    long = int((tokenizer(unique, context_length=context + 1)[:, context] != 0).sum())
+    if long:
+        logger.info("%d of %d distinct captions exceed the %d-token context of the %s text tower "
+                    "and will be truncated (end-of-text token kept)", long, len(unique), context,
+                    arch)
+    return long
+
+
 def _training_pairs(image_index: pd.DataFrame, image_captions: pd.DataFrame) -> pd.DataFrame:
     """(path, caption) pairs of training images only: test captions must not leak into training."""
     train_paths = image_index.loc[image_index["split"] == "train", "path"]
@@ -109,6 +137,7 @@ def prepare_clip_backbone(
 ) -> dict[str, Any]:
     """The CLIP both training stages start from: as configured, or caption-tuned when enabled."""
     spec = clip_spec(model)
+    _report_long_captions(image_captions["caption"], spec.arch)
     if not caption_finetune.get("enabled", False):
         return clip_backbone_checkpoint(spec)
     pairs = _training_pairs(image_index, image_captions)

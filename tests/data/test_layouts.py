@@ -5,11 +5,13 @@ import os
 from pathlib import Path
 
 import pytest
-from builders import write_crop
+from builders import SHARED_DATASETS, write_crop
 
 from clip_reid.data.image_index import INDEX_COLUMNS, DatasetLayoutError, dataset_statistics
 from clip_reid.data.layouts import LAYOUTS, class_word_for, parse_layout
 from clip_reid.data.msmt17 import TEST_PID_OFFSET
+
+CUHK03 = SHARED_DATASETS / "cuhk03_labeled_market"
 
 
 def _write(folder: Path, names: list[str]) -> None:
@@ -219,3 +221,13 @@ def test_verification_logs_progress_lines(tiny_market, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("verified")]
     assert lines[0].startswith("verified 1/11 images (9%)")
     assert lines[-1].startswith("verified 11/11 images (100%)") and "s left" in lines[-1]
+
+
+@pytest.mark.skipif(not CUHK03.is_dir(), reason="shared CUHK03 (Market layout) not present")
+def test_real_cuhk03_read_as_the_labeled_variant_of_cuhk03_np(tmp_path):
+    (tmp_path / "cuhk03-np").mkdir()
+    (tmp_path / "cuhk03-np" / "labeled").symlink_to(CUHK03)
+    index, report = parse_layout("cuhk03_np", tmp_path / "cuhk03-np", verify_images=False)
+    assert _stats(index) == {"train": (743, 7239, 2), "query": (100, 200, 2),
+                             "gallery": (100, 738, 2)}
+    assert report.bad_names == [] and report.broken_links == []

@@ -1,4 +1,5 @@
 import json
+import logging
 import re
 
 import pandas as pd
@@ -88,3 +89,18 @@ def test_cuhk_pedes_captions_that_are_not_text_are_rejected(tmp_path, value):
     with pytest.raises(CaptionSourceError, match=r"record 0, caption 1: expected a string, got "
                        + re.escape(json.dumps(value))):
         read_cuhk_pedes(path, INDEX)
+
+
+def test_a_file_name_shared_by_two_identities_gets_no_caption(tmp_path, caplog):
+    index = pd.DataFrame({"split": ["train", "query", "gallery"],
+                          "path": ["/d/train/0000/0000_000_01_0303morning_0015_0.jpg",
+                                   "/d/test/0000/0000_000_01_0303morning_0015_0.jpg",
+                                   "/d/test/0001/0001_000_02_0303noon_0016_0.jpg"],
+                          "pid": [0, 10000, 10001]})
+    csv = tmp_path / "captions.csv"
+    csv.write_text("image,caption\n0000_000_01_0303morning_0015_0.jpg,Who?\n"
+                   "0001_000_02_0303noon_0016_0.jpg,A man.\n")
+    with caplog.at_level(logging.WARNING):
+        captions = read_caption_csv(csv, index)
+    assert captions["pid"].tolist() == [10001]
+    assert "1 file names belong to several identities" in caplog.text

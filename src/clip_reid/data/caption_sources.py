@@ -30,8 +30,20 @@ def _index_by_name(image_index: pd.DataFrame) -> pd.DataFrame:
 
 
 def _match(image_index: pd.DataFrame, captions: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Attach captions keyed by ``file_name`` to the indexed images of that name."""
-    matched = _index_by_name(image_index).merge(captions, on="file_name", how="inner")
+    """Attach captions keyed by ``file_name`` to the indexed images of that name.
+
+    A name shared by images of different identities (MSMT17 reuses names across train/ and
+    test/) cannot say which one a caption describes: such captions are skipped with a warning.
+    """
+    names = _index_by_name(image_index)
+    pids_per_name = names.groupby("file_name")["pid"].nunique()
+    ambiguous = sorted(set(pids_per_name.index[pids_per_name > 1]) & set(captions["file_name"]))
+    if ambiguous:
+        logger.warning("%s captions: %d file names belong to several identities in the index "
+                       "(e.g. %s); their captions are skipped", source, len(ambiguous),
+                       ambiguous[:3])
+        captions = captions[~captions["file_name"].isin(ambiguous)]
+    matched = names.merge(captions, on="file_name", how="inner")
     return matched.assign(source=source)[CAPTION_COLUMNS]
 
 

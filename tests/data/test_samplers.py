@@ -1,4 +1,5 @@
-"""Samplers: P×K composition, exact lengths, per-epoch determinism, DDP shares, graph batches."""
+"""Samplers: P×K composition, exact lengths, the official uniform draw, per-epoch determinism, DDP
+shares, graph batches."""
 
 from collections import Counter
 from functools import cache
@@ -46,15 +47,20 @@ def batches_of(sampler: RandomIdentitySampler) -> list[list[int]]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
+@pytest.mark.parametrize("policy", ["exact", "official"])
 @pytest.mark.parametrize("counts", LABEL_DISTRIBUTIONS.values(), ids=LABEL_DISTRIBUTIONS.keys())
 @pytest.mark.parametrize(("batch_size", "num_instances"), [(8, 4), (12, 2), (6, 3)])
-def test_every_batch_is_p_identities_times_k(counts, batch_size, num_instances):
+def test_every_batch_is_p_identities_times_k(counts, batch_size, num_instances, policy):
     labels = labels_from_counts(counts)
     identities_per_batch = batch_size // num_instances
     for seed in range(3):
-        sampler = RandomIdentitySampler(labels, batch_size, num_instances, seed=seed)
+        sampler = RandomIdentitySampler(labels, batch_size, num_instances, seed=seed,
+                                        policy=policy)
         batches = batches_of(sampler)
-        assert len(batches) * batch_size == len(sampler)
+        if policy == "exact":
+            assert len(batches) * batch_size == len(sampler)
+        else:  # len() is an upper bound; the draw stops once fewer than P identities have chunks
+            assert 0 < len(batches) * batch_size <= len(sampler)
         used = Counter()
         for batch in batches:
             per_label = Counter(labels[i] for i in batch)
@@ -89,6 +95,61 @@ def test_uniform_random_picking_would_strand_chunks_but_this_sampler_does_not():
         assert len(list(sampler)) == len(sampler) == 8
 
 
+def test_official_policy_picks_identities_uniformly_and_may_strand_chunks():
+    # Chunk counts (2, 1, 1), P = 2, as in datasets/sampler.py: the first pick is one of the 3
+    # pairs uniformly; the pair of single-chunk identities (1/3) leaves identity 0 alone with a
+    # chunk, so the epoch ends after one batch instead of two.
+    labels = labels_from_counts([4, 2, 2])
+    lengths = Counter(
+        len(list(RandomIdentitySampler(labels, 4, 2, seed=seed, policy="official"))) // 4
+        for seed in range(300)
+    )
+    assert set(lengths) == {1, 2}
+    assert lengths[1] / 300 == pytest.approx(1 / 3, abs=0.07)
+
+
+@cache
+def market_like_labels() -> tuple[int, ...]:
+    """Market-1501's training split in shape: 751 identities, 12,936 images, 2–68 per identity
+    (gamma-distributed counts, nudged to the exact total)."""
+    rng = np.random.default_rng(2)
+    total, lowest, highest = 12_936, 2, 72
+    counts = np.clip(np.round(rng.gamma(3.0, total / 751 / 3.0, 751)), lowest, highest)
+    while counts.sum() != total:
+        i = rng.integers(751)
+        if counts.sum() < total and counts[i] < highest:
+            counts[i] += 1
+        elif counts.sum() > total and counts[i] > lowest:
+            counts[i] -= 1
+    return tuple(labels_from_counts(counts.astype(int).tolist()))
+
+
+def test_market_like_epochs_official_varies_below_the_exact_maximum():
+    # The figures of issue 17: P×K = 16×4 on Market-like identities gives 184 batches with the
+    # exact policy every epoch, 182.6 on average with the official uniform draw, which strands
+    # more chunks of the largest identities (largest 10 %: 96 % of their chunks used, not 99 %).
+    labels = np.array(market_like_labels())
+    counts = np.bincount(labels)
+    largest = np.argsort(-counts, kind="stable")[: len(counts) // 10]
+    exact = RandomIdentitySampler(labels.tolist(), 64, 4, seed=0)
+    official = RandomIdentitySampler(labels.tolist(), 64, 4, seed=0, policy="official")
+    assert len(exact) == len(official) == 184 * 64
+    batches = {"exact": [], "official": []}
+    used = {"exact": [], "official": []}
+    for epoch in range(20):
+        for name, sampler in (("exact", exact), ("official", official)):
+            sampler.set_epoch(epoch)
+            indices = list(sampler)
+            batches[name].append(len(indices) // 64)
+            chunks_used = np.bincount(labels[indices], minlength=len(counts)) // 4
+            used[name].append(chunks_used[largest].sum() / (counts[largest] // 4).sum())
+    assert set(batches["exact"]) == {184}
+    assert np.mean(batches["official"]) == pytest.approx(182.6, abs=0.3)
+    assert max(batches["official"]) < 184 and len(set(batches["official"])) > 1
+    assert np.mean(used["official"]) == pytest.approx(0.96, abs=0.01)
+    assert np.mean(used["exact"]) == pytest.approx(0.99, abs=0.01)
+
+
 @pytest.mark.parametrize("per_batch", [2, 3])
 def test_max_identity_batches_matches_exhaustive_search(per_batch):
     rng = np.random.default_rng(per_batch)
@@ -106,19 +167,20 @@ def test_identities_with_fewer_than_k_images_repeat_their_own_images():
             assert len(chunk_labels) == 1
 
 
-def test_epochs_are_reproducible_and_differ():
+@pytest.mark.parametrize("policy", ["exact", "official"])
+def test_epochs_are_reproducible_and_differ(policy):
     labels = labels_from_counts(LABEL_DISTRIBUTIONS["uneven_random"])
-    sampler = RandomIdentitySampler(labels, 8, 4, seed=5)
+    sampler = RandomIdentitySampler(labels, 8, 4, seed=5, policy=policy)
     first = list(sampler)
     assert list(sampler) == first
     sampler.set_epoch(1)
     second = list(sampler)
     assert second != first
-    replay = RandomIdentitySampler(labels, 8, 4, seed=5)
+    replay = RandomIdentitySampler(labels, 8, 4, seed=5, policy=policy)
     replay.set_epoch(1)
     assert list(replay) == second
-    assert list(RandomIdentitySampler(labels, 8, 4, seed=6)) == second  # seed + epoch
-    assert list(RandomIdentitySampler(labels, 8, 4, seed=7)) != second
+    assert list(RandomIdentitySampler(labels, 8, 4, seed=6, policy=policy)) == second
+    assert list(RandomIdentitySampler(labels, 8, 4, seed=7, policy=policy)) != second
 
 
 @pytest.mark.parametrize("num_replicas", [2, 3])
@@ -137,13 +199,16 @@ def test_ddp_ranks_get_disjoint_equal_shares_of_whole_batches(num_replicas):
             assert sorted(Counter(labels[i] for i in batch).values()) == [3, 3]
 
 
-def test_dataloader_usage_yields_whole_batches():
-    labels = labels_from_counts([5, 3, 8, 2, 6])
-    sampler = RandomIdentitySampler(labels, 4, 2)
+@pytest.mark.parametrize("policy", ["exact", "official"])
+def test_dataloader_usage_yields_whole_batches(policy):
+    labels = labels_from_counts([5, 3, 8, 2, 6, 17, 1])
+    sampler = RandomIdentitySampler(labels, 4, 2, policy=policy)
     loader = DataLoader(range(len(labels)), batch_size=4, sampler=sampler, drop_last=True)
     batches = [batch.tolist() for batch in loader]
-    assert len(batches) == len(loader) == len(sampler) // 4
     assert batches == batches_of(sampler)
+    assert len(batches) <= len(loader) == len(sampler) // 4
+    if policy == "exact":
+        assert len(batches) == len(loader)
 
 
 @pytest.mark.parametrize(
@@ -154,6 +219,10 @@ def test_dataloader_usage_yields_whole_batches():
         ([0, 1, -1], {"batch_size": 2, "num_instances": 1}, "split == 'train'"),
         ([0, 0, 1, 1], {"batch_size": 4, "num_instances": 2, "rank": 2, "num_replicas": 2},
          "rank"),
+        ([0, 0, 1, 1], {"batch_size": 4, "num_instances": 2, "policy": "torchreid"},
+         "'exact', 'official'"),
+        ([0, 0, 1, 1] * 4, {"batch_size": 4, "num_instances": 2, "policy": "official",
+                            "num_replicas": 2}, "use the 'exact' sampler"),
     ],
 )
 def test_impossible_settings_are_explained(labels, kwargs, message):

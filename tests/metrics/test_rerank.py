@@ -17,13 +17,14 @@ def clustered_features(seed, num_query=15, num_gallery=45, num_ids=8, dim=16):
     return features[:num_query], features[num_query:]
 
 
+@pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 @pytest.mark.parametrize(("k1", "k2"), [(20, 6), (7, 3), (5, 1)])
 @pytest.mark.parametrize("seed", range(3))
-def test_matches_the_dense_reference(seed, k1, k2, metric):
+def test_matches_the_dense_reference(seed, k1, k2, metric, normalize):
     query, gallery = clustered_features(seed)
-    dense = rerank_dense(query, gallery, k1, k2, 0.3, metric)
-    sparse = re_rank(query, gallery, k1, k2, 0.3, metric, chunk_size=9)
+    dense = rerank_dense(query, gallery, k1, k2, 0.3, metric, normalize=normalize)
+    sparse = re_rank(query, gallery, k1, k2, 0.3, metric, chunk_size=9, normalize=normalize)
     assert sparse.shape == (15, 45) and sparse.dtype == torch.float32
     torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
 
@@ -43,12 +44,35 @@ def test_identical_images_give_finite_distances():
     torch.testing.assert_close(reranked, rerank_dense(features[:4], features[4:], k1=5, k2=3))
 
 
-def test_lambda_one_gives_the_row_normalised_original_distance():
+@pytest.mark.parametrize("normalize", [True, False])
+def test_lambda_one_gives_the_row_normalised_original_distance(normalize):
     query, gallery = clustered_features(1)
     everything = torch.cat([query, gallery])
+    if normalize:
+        everything = torch.nn.functional.normalize(everything, dim=1)
     original = compute_distance_matrix(everything, everything, "euclidean")
     expected = (original / original.max(dim=1, keepdim=True).values)[:15, 15:]
-    torch.testing.assert_close(re_rank(query, gallery, lambda_value=1.0), expected)
+    torch.testing.assert_close(
+        re_rank(query, gallery, lambda_value=1.0, normalize=normalize), expected
+    )
+
+
+def test_features_are_l2_normalised_first_by_default_as_the_official_evaluator():
+    # official utils/metrics.py R1_mAP_eval.compute: FEAT_NORM 'yes' → F.normalize(feats), then
+    # re_ranking(qf, gf, k1=50, k2=15, lambda_value=0.3) on squared euclidean distances
+    query, gallery = clustered_features(3, num_query=20, num_gallery=60)
+    scales = torch.linspace(0.2, 5.0, 80)[:, None]
+    query, gallery = query * scales[:20], gallery * scales[20:]
+    unit = torch.nn.functional.normalize(torch.cat([query, gallery]), dim=1)
+    official = re_rank(unit[:20], unit[20:], 50, 15, 0.3, normalize=False)
+    torch.testing.assert_close(re_rank(query, gallery, 50, 15, 0.3), official)
+    torch.testing.assert_close(rerank_dense(query, gallery, 50, 15, 0.3), official,
+                               atol=1e-5, rtol=1e-5)
+    # on unit vectors squared euclidean is 2 (1 - cos): row-normalised, the same distance
+    torch.testing.assert_close(re_rank(query, gallery, 50, 15, 0.3, "cosine"), official,
+                               atol=1e-5, rtol=1e-5)
+    raw = re_rank(query, gallery, 50, 15, 0.3, normalize=False)
+    assert (raw - official).abs().max() > 0.05  # feature norms matter without normalising
 
 
 def test_reranking_is_not_the_original_distance():

@@ -17,22 +17,30 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 SIMILARITIES = ("cosine", "dot")
+IDENTITY_POLICIES = ("exact", "official")  # see RandomIdentitySampler
 
 
 class RandomIdentitySampler(Sampler[int]):
     """P×K identity sampling (P = batch_size / K identities, K images each) as in CLIP-ReID.
 
     Each identity's images are shuffled (drawn with replacement up to K when it has fewer) and cut
-    into chunks of K; every batch takes one chunk from each of P distinct identities. Unlike the
-    torchreid original, which picks P identities uniformly and may strand chunks (so its length
-    depends on the shuffle), identities are picked at random skipping only picks that would
-    lower the epoch's maximum number of batches; the epoch length is then fixed by the chunk
-    counts alone and ``len()`` is exact for every seed.
+    into chunks of K; every batch takes one chunk from each of P distinct identities. Two ways to
+    pick the P identities (``policy``):
+
+    - ``"exact"``: at random, skipping only picks that would lower the epoch's maximum number of
+      batches. The epoch length is then fixed by the chunk counts alone, ``len()`` is exact for
+      every seed, and with ``num_replicas > 1`` global batch ``i`` goes to rank
+      ``i % num_replicas`` (tail dropped so all ranks run the same number of batches). Use it
+      for multi-device runs and whenever a fixed number of steps per epoch matters.
+    - ``"official"``: the official CLIP-ReID sampler (datasets/sampler.py): P identities drawn
+      uniformly among those with chunks left, while at least P remain. It strands chunks of the
+      largest identities, so the epoch is shorter than ``"exact"``'s and varies with the shuffle
+      (Market-like: 182.6 batches on average instead of 184); ``len()`` is ``"exact"``'s count,
+      an upper bound, as the loop simply ends early. Single device only. Use it to reproduce the
+      paper's training distribution.
 
     Use it with ``DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)``;
-    ``len(sampler)`` is a multiple of ``batch_size``, so each loader batch is one P×K batch. With
-    ``num_replicas > 1``, global batch ``i`` goes to rank ``i % num_replicas`` and the tail is
-    dropped so all ranks run the same number of batches.
+    every epoch is a whole number of batches, so each loader batch is one P×K batch.
     """
 
     def __init__(
@@ -43,13 +51,24 @@ class RandomIdentitySampler(Sampler[int]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        policy: str = "exact",
     ) -> None:
         if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
             raise ValueError(
                 f"batch_size ({batch_size}) must be a positive multiple of num_instances "
                 f"({num_instances}): a batch is P identities × K instances."
             )
+        if policy not in IDENTITY_POLICIES:
+            raise ValueError(
+                f"sampler policy must be one of {IDENTITY_POLICIES}, got {policy!r}."
+            )
         _check_replicas(num_replicas, rank)
+        if policy == "official" and num_replicas > 1:
+            raise ValueError(
+                f"The 'official' sampler's epoch length varies with the shuffle, so it cannot "
+                f"give {num_replicas} ranks equal shares: use the 'exact' sampler for "
+                f"multi-device training."
+            )
         label_array = _label_array(labels)
         self.batch_size = batch_size
         self.num_instances = num_instances
@@ -57,6 +76,7 @@ class RandomIdentitySampler(Sampler[int]):
         self.seed = seed
         self.num_replicas = num_replicas
         self.rank = rank
+        self.policy = policy
         self.epoch = 0
         self.indices_by_identity = _indices_by_label(label_array)
         self.chunk_counts = np.array(
@@ -86,16 +106,39 @@ class RandomIdentitySampler(Sampler[int]):
             _identity_chunks(indices, self.num_instances, rng)
             for indices in self.indices_by_identity
         ]
+        taken = np.zeros(len(chunks), dtype=np.int64)
+        for batch, identities in enumerate(self.identity_plan(rng)):
+            rows = [chunks[i][taken[i]] for i in identities]
+            taken[identities] += 1
+            if batch % self.num_replicas == self.rank:
+                yield from np.concatenate(rows).tolist()
+
+    def identity_plan(self, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """The identities of each global batch, in order, for the kept batches of an epoch."""
+        if self.policy == "official":
+            yield from uniform_identity_batches(self.chunk_counts, self.identities_per_batch, rng)
+            return
         remaining = self.chunk_counts.copy()
-        kept_batches = self.batches_per_rank * self.num_replicas
-        for batch in range(kept_batches):
+        for batch in range(self.batches_per_rank * self.num_replicas):
             identities = _pick_identities(
                 remaining, self.global_batches - batch, self.identities_per_batch, rng
             )
-            taken = [chunks[i][len(chunks[i]) - remaining[i]] for i in identities]
             remaining[identities] -= 1
-            if batch % self.num_replicas == self.rank:
-                yield from np.concatenate(taken).tolist()
+            yield identities
+
+
+def uniform_identity_batches(
+    chunk_counts: np.ndarray, identities_per_batch: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """The official CLIP-ReID identity draw: P distinct identities uniformly among those with
+    chunks left, one chunk each, until fewer than P identities have chunks left."""
+    remaining = np.asarray(chunk_counts, dtype=np.int64).copy()
+    available = np.flatnonzero(remaining)
+    while len(available) >= identities_per_batch:
+        identities = rng.choice(available, size=identities_per_batch, replace=False)
+        remaining[identities] -= 1
+        yield identities
+        available = np.flatnonzero(remaining)
 
 
 def max_identity_batches(chunk_counts: np.ndarray, identities_per_batch: int) -> int:

@@ -32,15 +32,20 @@ def re_rank(
     lambda_value: float = 0.3,
     metric: str = "euclidean",
     chunk_size: int = 256,
+    normalize: bool = True,
 ) -> torch.Tensor:
     """Re-ranked (num_query, num_gallery) float32 distances (smaller = closer).
 
     ``metric`` is the original distance: ``euclidean`` (squared, the official CLIP-ReID choice)
-    or ``cosine``. ``chunk_size`` rows of the N x N distances are computed at a time.
+    or ``cosine``. ``normalize`` L2-normalises the features first, as the official evaluator
+    (then squared euclidean and cosine give the same result). ``chunk_size`` rows of the N x N
+    distances are computed at a time.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-    inputs = RerankInputs.build(query_features, gallery_features, k1, k2, lambda_value, metric)
+    inputs = RerankInputs.build(
+        query_features, gallery_features, k1, k2, lambda_value, metric, normalize
+    )
     neighbours, row_max, output = nearest_neighbours(inputs, chunk_size)
     reciprocal = reciprocal_matrix(neighbours[:, : k1 + 1])
     half = reciprocal_matrix(neighbours[:, : inputs.half_k1 + 1])

@@ -3,7 +3,8 @@
 The readable reference for :func:`clip_reid.metrics.re_rank`: it holds (N, N) matrices for
 N = queries + gallery, so use it on small inputs (tests) only.
 
-Steps: original distances of all N images, each row divided by its maximum (the reference code
+Steps: the features L2-normalised (``normalize``, the official CLIP-ReID inputs); original
+distances of all N images, each row divided by its maximum (the reference code
 divides each column by its maximum and transposes, the same for a symmetric distance); the
 k1-reciprocal neighbours R(i) = {j in N(i, k1) : i in N(j, k1)} (N(i, k) = the k + 1 closest,
 self included, ties by index); R(i) is expanded by R(c, round(k1/2)) of each c in R(i) sharing
@@ -31,9 +32,13 @@ def rerank_dense(
     k2: int = 6,
     lambda_value: float = 0.3,
     metric: str = "euclidean",
+    normalize: bool = True,
 ) -> torch.Tensor:
-    """Re-ranked (num_query, num_gallery) float32 distances, with dense (N, N) matrices."""
-    inputs = RerankInputs.build(query_features, gallery_features, k1, k2, lambda_value, metric)
+    """Re-ranked (num_query, num_gallery) float32 distances, with dense (N, N) matrices;
+    ``normalize`` L2-normalises the features first (the official evaluator's inputs)."""
+    inputs = RerankInputs.build(
+        query_features, gallery_features, k1, k2, lambda_value, metric, normalize
+    )
     num_query = inputs.num_query
     with torch.no_grad():
         original = distances_from_prepared(inputs.features, inputs.features, metric)

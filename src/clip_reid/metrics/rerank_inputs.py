@@ -23,7 +23,8 @@ def row_maxima(distances: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class RerankInputs:
-    """Query then gallery features stacked (prepared for ``metric``) and the parameters."""
+    """Query then gallery features stacked (L2-normalised if asked, then prepared for ``metric``)
+    and the parameters."""
 
     features: Tensor
     num_query: int
@@ -44,8 +45,10 @@ class RerankInputs:
     @classmethod
     def build(
         cls, query_features: Any, gallery_features: Any, k1: int, k2: int, lambda_value: float,
-        metric: str,
+        metric: str, normalize: bool = True,
     ) -> RerankInputs:
+        """Validate and stack the features; ``normalize`` L2-normalises each one first, as the
+        official CLIP-ReID evaluator does (``FEAT_NORM: 'yes'``) before re-ranking."""
         check_metric(metric, RERANK_METRICS)
         query = as_feature_matrix(query_features, "query_features")
         gallery = as_feature_matrix(gallery_features, "gallery_features")
@@ -66,5 +69,8 @@ class RerankInputs:
         if not 0.0 <= lambda_value <= 1.0:
             raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value}.")
         with torch.no_grad():
-            features = prepare_features(torch.cat([query, gallery]), metric)
+            features = torch.cat([query, gallery])
+            if normalize:
+                features = torch.nn.functional.normalize(features, dim=1)
+            features = prepare_features(features, metric)
         return cls(features, int(query.shape[0]), int(k1), int(k2), float(lambda_value), metric)

@@ -93,11 +93,15 @@ class EncoderTrainingModule(L.LightningModule):
 
 
 class IdentityBatchDataModule(L.LightningDataModule):
-    """P×K identity batches of the training split; each DDP rank gets whole batches."""
+    """P×K identity batches of the training split; each DDP rank gets whole batches.
+
+    ``sampler`` is the identity-picking policy of ``RandomIdentitySampler``: ``"exact"`` or the
+    official CLIP-ReID ``"official"`` (single device).
+    """
 
     def __init__(
         self, train_index: pd.DataFrame, transform, batch_size: int, num_instances: int,
-        seed: int, num_workers: int = 0,
+        seed: int, num_workers: int = 0, sampler: str = "exact",
     ) -> None:
         super().__init__()
         self.train_index = train_index.reset_index(drop=True)
@@ -106,13 +110,14 @@ class IdentityBatchDataModule(L.LightningDataModule):
         self.num_instances = num_instances
         self.seed = seed
         self.num_workers = num_workers
+        self.sampler = sampler
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         sampler = RandomIdentitySampler(
             self.train_index["label"].tolist(), self.batch_size, self.num_instances, seed=self.seed,
             num_replicas=trainer.world_size if trainer else 1,
-            rank=trainer.global_rank if trainer else 0,
+            rank=trainer.global_rank if trainer else 0, policy=self.sampler,
         )
         return DataLoader(
             ReidImageDataset(self.train_index, self.transform), batch_size=self.batch_size,

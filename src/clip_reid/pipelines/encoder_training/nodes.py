@@ -66,7 +66,7 @@ def train_reid_model(
     data = IdentityBatchDataModule(
         train, train_transform(model, encoder_training.get("augmentation", {})),
         encoder_training["batch_size"], encoder_training["num_instances"], seed,
-        trainer.get("num_workers", 0),
+        trainer.get("num_workers", 0), encoder_training.get("sampler", "exact"),
     )
     settings = trainer_settings(trainer, encoder_training["max_epochs"])
     work_dir = Path(encoder_training["work_dir"])

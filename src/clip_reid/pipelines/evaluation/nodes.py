@@ -85,7 +85,8 @@ def _distances(query: dict, gallery: dict, evaluation: dict[str, Any]) -> torch.
     if rerank.get("enabled", False):
         return re_rank(query["features"], gallery["features"], rerank.get("k1", 20),
                        rerank.get("k2", 6), rerank.get("lambda_value", 0.3),
-                       metric=rerank.get("metric", "euclidean"))
+                       metric=rerank.get("metric", "euclidean"),
+                       normalize=rerank.get("normalize", True))
     return compute_distance_matrix(query["features"], gallery["features"],
                                    evaluation.get("distance", "cosine"))
 

@@ -45,8 +45,8 @@ def test_recipe_reference_values(env, arch, stage1_epochs, stage2):
     assert optimizer["warmup_factor"] == stage2["warmup_factor"]
     assert optimizer["milestones"] == stage2["milestones"] and optimizer["gamma"] == 0.1
     assert optimizer["bias_lr_factor"] == 2.0
-    assert (optimizer["label_smoothing"], optimizer["triplet_margin"]) == (0.1, 0.3)
-    assert enc["loss_weights"] == {"id": stage2["id"], "triplet": 1.0, "i2t": 1.0}
+    assert (enc["loss"]["label_smoothing"], enc["loss"]["triplet_margin"]) == (0.1, 0.3)
+    assert enc["loss"]["weights"] == {"id": stage2["id"], "triplet": 1.0, "i2t": 1.0}
     assert enc["augmentation"] == {"flip_prob": 0.5, "padding": 10, "erasing_prob": 0.5}
     # soft merge: keys the recipe does not set still come from base
     assert params["ingestion"]["verify_images"] is True

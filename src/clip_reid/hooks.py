@@ -1,4 +1,5 @@
-"""Log catalog outputs marked ``metadata: {mlflow_artifact: true}`` as MLflow artifacts.
+"""Project hooks: parameters checked before any node runs, and catalog outputs marked
+``metadata: {mlflow_artifact: true}`` logged as MLflow artifacts.
 
 kedro-mlflow's MlflowArtifactDataset cannot wrap a *versioned* dataset in Kedro 1.7 (the
 wrapped dataset picks its own save timestamp, which the catalog rejects), and results must be
@@ -17,6 +18,32 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset, CatalogProtocol
 
 logger = logging.getLogger(__name__)
+
+
+class ParameterValidationHook:
+    """Builds every stage's settings from the run's parameters before the first node (and
+    before kedro-mlflow opens a run), so a misspelt key or a bad value stops the run at once
+    with an error naming the parameter and the file that set it."""
+
+    def __init__(self) -> None:
+        self._conf_source: Path | None = None
+        self._envs: list[str] = []
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        loader = context.config_loader
+        self._conf_source = Path(str(loader.conf_source))
+        self._envs = [loader.base_env, context.env or loader.default_run_env]
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: CatalogProtocol) -> None:
+        from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
+
+        locate = None
+        if self._conf_source is not None:
+            locate = ParameterFiles(self._conf_source, self._envs,
+                                    run_params["runtime_params"])
+        validate_parameters(catalog.load("parameters"), locate)
 
 
 class MlflowArtifactHook:

@@ -35,8 +35,8 @@ def embed_splits(
         features = extract_features(model, frame, transform, batch_size=batch_size, flip=flip,
                                     dtype=dtype, use_cameras=model.config.num_cameras > 0,
                                     num_workers=num_workers, device=device, description=split)
-        outputs.append({"features": features, "pids": torch.as_tensor(frame["pid"].to_numpy()),
-                        "camids": torch.as_tensor(frame["camid"].to_numpy()),
+        outputs.append({"features": features, "pids": torch.tensor(frame["pid"].to_numpy()),
+                        "camids": torch.tensor(frame["camid"].to_numpy()),
                         "paths": frame["path"].tolist()})
     logger.info("Embedded %d images in %.1f s (%s on %s)", sum(len(o["paths"]) for o in outputs),
                 time.perf_counter() - start, dtype, device)

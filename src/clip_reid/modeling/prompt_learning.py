@@ -243,7 +243,7 @@ def cache_train_features(
     features = extract_features(ProjectionOnly(encoder), train, transform,
                                 batch_size=settings.feature_batch_size, num_workers=num_workers,
                                 device=device, description="stage-1 features")
-    return {"features": features, "labels": torch.as_tensor(train["label"].to_numpy()),
+    return {"features": features, "labels": torch.tensor(train["label"].to_numpy()),
             "paths": train["path"].tolist()}
 
 

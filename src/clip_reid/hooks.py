@@ -15,7 +15,9 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset, CatalogProtocol
+from kedro.io import CatalogProtocol
+
+from clip_reid.pipelines.kedro_private import saved_path
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +66,10 @@ class MlflowArtifactHook:
         metadata = getattr(dataset, "metadata", None) or {}
         if not metadata.get("mlflow_artifact"):
             return
-        path = _saved_path(dataset)
+        path = saved_path(dataset)
         if path is None or not path.exists():
             logger.warning("Cannot log %s to MLflow: no local file was written.", dataset_name)
             return
         log = mlflow.log_artifacts if path.is_dir() else mlflow.log_artifact
         log(str(path), artifact_path=metadata.get("artifact_path", dataset_name))
 
-
-def _saved_path(dataset: Any) -> Path | None:
-    """The local file a (possibly versioned) file-based dataset has just written."""
-    if isinstance(dataset, AbstractVersionedDataset):
-        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
-    filepath = getattr(dataset, "_filepath", None)
-    return Path(str(filepath)) if filepath is not None else None

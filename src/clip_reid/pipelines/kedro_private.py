@@ -21,6 +21,8 @@ assert hasattr(PipelineML, TURN_PIPELINE_TO_ML)  # noqa: S101 - fail at import, 
 def saved_path(dataset: Any) -> Path | None:
     """The local file a (possibly versioned) file-based dataset has just written."""
     if isinstance(dataset, AbstractVersionedDataset):
-        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+        version = dataset.resolve_save_version()  # None when the entry is not versioned
+        if version is not None:
+            return Path(str(dataset._get_versioned_path(version)))
     filepath = getattr(dataset, "_filepath", None)
     return Path(str(filepath)) if filepath is not None else None

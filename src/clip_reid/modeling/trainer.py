@@ -230,11 +230,12 @@ class EpochLog(Callback):
         if not trainer.is_global_zero:
             return
         epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 0
-        losses = " ".join(
-            f"{name.removesuffix('_epoch')}={float(value):.4f}"
+        epoch_values = {  # Lightning keeps `x` and `x_epoch` for metrics logged per step too
+            name.removesuffix("_epoch"): float(value)
             for name, value in sorted(trainer.callback_metrics.items())
             if value.numel() == 1 and not name.endswith("_step")
-        )
+        }
+        losses = " ".join(f"{name}={value:.4f}" for name, value in epoch_values.items())
         eta = (total - epoch) * sum(self.durations) / len(self.durations)
         logger.info("%s epoch %d/%d: %s lr=%.3g %.1f s/epoch ETA %s", self.stage, epoch, total,
                     losses, lr, seconds, _clock(eta))

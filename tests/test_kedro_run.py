@@ -34,6 +34,7 @@ encoder_training:
 
 def _copy_project(root: Path) -> Path:
     """The project's configuration with an extra `e2e` environment shrinking the demo."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(REPO_ROOT / name, root / name)
     shutil.copytree(REPO_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))

@@ -15,7 +15,7 @@ from PIL import Image
 
 from clip_reid.modeling import ClipReidModel, load_clip, reid_checkpoint
 from clip_reid.modeling.features import recalibrate_batch_norm
-from clip_reid.pipelines.model_params import eval_transform, normalization, reid_config
+from clip_reid.modeling.model_settings import ModelSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -70,10 +70,10 @@ def tiny_reid_checkpoint(index: pd.DataFrame, arch: str = "tiny-rn",
                          image_size: tuple[int, int] = (64, 32)) -> dict[str, Any]:
     """An untrained ReID checkpoint whose BatchNorm statistics come from ``index``'s images
     (random-init statistics would make every feature the same)."""
-    model = {"clip": {"arch": arch, "weights": "random", "seed": 0},
-             "image_size": list(image_size)}
-    config = reid_config(model, num_classes=4, num_cameras=0)
+    model = ModelSettings.from_params({"clip": {"arch": arch, "weights": "random", "seed": 0},
+                                       "image_size": list(image_size)})
+    config = model.reid_config(num_classes=4, num_cameras=0)
     reid_model = ClipReidModel(config, load_clip(config.clip))
-    recalibrate_batch_norm(reid_model.image_encoder, index, eval_transform(model))
-    mean, std = normalization(model)
+    recalibrate_batch_norm(reid_model.image_encoder, index, model.eval_transform())
+    mean, std = model.normalization()
     return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std})

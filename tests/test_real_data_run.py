@@ -80,5 +80,5 @@ def test_full_run_on_real_crops_needs_only_source_and_root(tmp_path):
         metrics = dict(db.execute("SELECT key, value FROM metrics").fetchall())
         statuses = [status for (status,) in db.execute("SELECT status FROM runs")]
     assert statuses == ["FINISHED"]
-    assert metrics["dataset_metrics.query.num_ids"] == 10
-    assert 0 <= metrics["evaluation_mlflow_metrics.rank1"] <= 1
+    assert metrics["data/query_ids"] == 10
+    assert 0 <= metrics["evaluation/rank1"] <= 1

@@ -18,7 +18,7 @@ import yaml
 from builders import REPO_ROOT
 from kedro.config import OmegaConfigLoader
 
-from clip_reid.pipelines.model_params import normalization
+from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.settings import CONFIG_LOADER_ARGS
 
 CONF = REPO_ROOT / "conf"
@@ -34,8 +34,6 @@ COMMON = {
     "trainer.precision": "16-mixed",                      # amp.autocast + GradScaler (processor_*)
     "trainer.devices": 1,                                 # README: CUDA_VISIBLE_DEVICES=0
     "trainer.num_workers": 8,                             # DATALOADER.NUM_WORKERS
-    "prompt_learning.num_workers": 8,                     # DATALOADER.NUM_WORKERS
-    "evaluation.num_workers": 8,                          # DATALOADER.NUM_WORKERS
     "prompt_learning.batch_size": 64,                     # SOLVER.STAGE1.IMS_PER_BATCH
     "prompt_learning.optimizer.base_lr": 3.5e-4,          # SOLVER.STAGE1.BASE_LR
     "prompt_learning.optimizer.warmup_lr": 1e-5,          # SOLVER.STAGE1.WARMUP_LR_INIT
@@ -57,10 +55,10 @@ COMMON = {
     "encoder_training.optimizer.warmup_epochs": 10,       # SOLVER.STAGE2.WARMUP_ITERS (per epoch)
     "encoder_training.optimizer.bias_lr_factor": 2.0,     # SOLVER.STAGE2.BIAS_LR_FACTOR
     "encoder_training.optimizer.gamma": 0.1,              # SOLVER.STAGE2.GAMMA
-    "encoder_training.optimizer.label_smoothing": 0.1,    # MODEL.IF_LABELSMOOTH 'on' (epsilon 0.1)
-    "encoder_training.optimizer.triplet_margin": 0.3,     # defaults SOLVER.MARGIN
-    "encoder_training.loss_weights.triplet": 1.0,         # MODEL.TRIPLET_LOSS_WEIGHT
-    "encoder_training.loss_weights.i2t": 1.0,             # MODEL.I2T_LOSS_WEIGHT
+    "encoder_training.loss.label_smoothing": 0.1,    # MODEL.IF_LABELSMOOTH 'on' (epsilon 0.1)
+    "encoder_training.loss.triplet_margin": 0.3,     # defaults SOLVER.MARGIN
+    "encoder_training.loss.weights.triplet": 1.0,         # MODEL.TRIPLET_LOSS_WEIGHT
+    "encoder_training.loss.weights.i2t": 1.0,             # MODEL.I2T_LOSS_WEIGHT
     "evaluation.batch_size": 64,                          # TEST.IMS_PER_BATCH
     "evaluation.distance": "cosine",                      # TEST.FEAT_NORM + euclidean: same order
     "evaluation.dtype": "fp32",                           # do_inference runs without autocast
@@ -85,7 +83,7 @@ RN50 = {
     "encoder_training.optimizer.weight_decay_bias": 5e-4,  # cnn SOLVER.STAGE2.WEIGHT_DECAY_BIAS
     "encoder_training.optimizer.warmup_factor": 0.01,     # cnn SOLVER.STAGE2.WARMUP_FACTOR
     "encoder_training.optimizer.milestones": [40, 70],    # cnn SOLVER.STAGE2.STEPS
-    "encoder_training.loss_weights.id": 1.0,              # cnn MODEL.ID_LOSS_WEIGHT
+    "encoder_training.loss.weights.id": 1.0,              # cnn MODEL.ID_LOSS_WEIGHT
 }
 RN50_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # cnn INPUT.PIXEL_MEAN/STD
 
@@ -100,7 +98,7 @@ VIT = {
     "encoder_training.optimizer.weight_decay_bias": 1e-4,  # vit SOLVER.STAGE2.WEIGHT_DECAY_BIAS
     "encoder_training.optimizer.warmup_factor": 0.1,      # vit SOLVER.STAGE2.WARMUP_FACTOR
     "encoder_training.optimizer.milestones": [30, 50],    # vit SOLVER.STAGE2.STEPS
-    "encoder_training.loss_weights.id": 0.25,             # vit MODEL.ID_LOSS_WEIGHT
+    "encoder_training.loss.weights.id": 0.25,             # vit MODEL.ID_LOSS_WEIGHT
 }
 VIT_NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # vit INPUT.PIXEL_MEAN/STD
 
@@ -174,7 +172,7 @@ def test_merged_recipe_has_every_official_value(env):
     params = _merged_parameters(env)
     for dotted, value in expected.items():
         assert _lookup(params, dotted) == value, f"{env}: {dotted}"
-    assert normalization(params["model"]) == (mean, std)
+    assert ModelSettings.from_params(params["model"]).normalization() == (mean, std)
     # soft merge: keys the recipe does not set still come from base
     assert params["ingestion"]["verify_images"] is True
 

@@ -256,14 +256,15 @@ def test_full_logs_the_served_pipeline_after_training_and_gallery_embedding():
     training = {node.name for node in full.nodes}
     stages = ("data_ingestion", "captions", "prompt_learning", "encoder_training", "evaluation")
     assert {n.name for stage in stages for n in pipelines[stage].nodes} < training
-    assert {"embed_gallery", "publish_for_serving"} < training
+    assert {"inference.embed_gallery", "inference.publish_for_serving"} < training
     assert full.inference.outputs() == {"query_identities"}
     assert full.inference.inputs() - {"query_images"} - full.all_outputs() == {
         "params:inference.threshold", "params:inference.top_k", "params:inference.batch_size"}
     code = Path(full.log_model_kwargs["code_paths"][0])
     assert (code / "pipelines" / "inference" / "nodes.py").is_file()
     assert not any("clip-reid" in pin for pin in full.log_model_kwargs["pip_requirements"])
-    assert isinstance(full.filter(node_names=["evaluate_features", "publish_for_serving"]),
+    assert isinstance(full.filter(node_names=["evaluation.evaluate_features",
+                                        "inference.publish_for_serving"]),
                       PipelineML)
-    partial = full.filter(node_names=["evaluate_features"])
+    partial = full.filter(node_names=["evaluation.evaluate_features"])
     assert not isinstance(partial, PipelineML) and len(partial.nodes) == 1

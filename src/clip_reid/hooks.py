@@ -1,4 +1,5 @@
-"""Log catalog outputs marked ``metadata: {mlflow_artifact: true}`` as MLflow artifacts.
+"""Project hooks: parameters checked before any node runs, and catalog outputs marked
+``metadata: {mlflow_artifact: true}`` logged as MLflow artifacts.
 
 kedro-mlflow's MlflowArtifactDataset cannot wrap a *versioned* dataset in Kedro 1.7 (the
 wrapped dataset picks its own save timestamp, which the catalog rejects), and results must be
@@ -14,9 +15,37 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset, CatalogProtocol
+from kedro.io import CatalogProtocol
+
+from clip_reid.pipelines.kedro_private import saved_path
 
 logger = logging.getLogger(__name__)
+
+
+class ParameterValidationHook:
+    """Builds every stage's settings from the run's parameters before the first node (and
+    before kedro-mlflow opens a run), so a misspelt key or a bad value stops the run at once
+    with an error naming the parameter and the file that set it."""
+
+    def __init__(self) -> None:
+        self._conf_source: Path | None = None
+        self._envs: list[str] = []
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        loader = context.config_loader
+        self._conf_source = Path(str(loader.conf_source))
+        self._envs = [loader.base_env, context.env or loader.default_run_env]
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: CatalogProtocol) -> None:
+        from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
+
+        locate = None
+        if self._conf_source is not None:
+            locate = ParameterFiles(self._conf_source, self._envs,
+                                    run_params["runtime_params"])
+        validate_parameters(catalog.load("parameters"), locate)
 
 
 class MlflowArtifactHook:
@@ -37,17 +66,10 @@ class MlflowArtifactHook:
         metadata = getattr(dataset, "metadata", None) or {}
         if not metadata.get("mlflow_artifact"):
             return
-        path = _saved_path(dataset)
+        path = saved_path(dataset)
         if path is None or not path.exists():
             logger.warning("Cannot log %s to MLflow: no local file was written.", dataset_name)
             return
         log = mlflow.log_artifacts if path.is_dir() else mlflow.log_artifact
         log(str(path), artifact_path=metadata.get("artifact_path", dataset_name))
 
-
-def _saved_path(dataset: Any) -> Path | None:
-    """The local file a (possibly versioned) file-based dataset has just written."""
-    if isinstance(dataset, AbstractVersionedDataset):
-        return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
-    filepath = getattr(dataset, "_filepath", None)
-    return Path(str(filepath)) if filepath is not None else None

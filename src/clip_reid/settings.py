@@ -12,6 +12,6 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
 }
 
-from clip_reid.hooks import MlflowArtifactHook  # noqa: E402
+from clip_reid.hooks import MlflowArtifactHook, ParameterValidationHook  # noqa: E402
 
-HOOKS = (MlflowArtifactHook(),)
+HOOKS = (ParameterValidationHook(), MlflowArtifactHook())

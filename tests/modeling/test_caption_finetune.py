@@ -8,7 +8,7 @@ from clip_reid.data.transforms import build_train_transform
 from clip_reid.modeling import ClipSpec, load_clip, tokenizer_for
 from clip_reid.modeling.caption_finetune import (
     CaptionFinetuneModule,
-    CaptionFinetuneOptimisation,
+    CaptionFinetuneOptimizer,
     ImageCaptionPairs,
     caption_contrastive_loss,
     native_input_size,
@@ -54,8 +54,8 @@ def test_one_epoch_moves_both_towers_with_their_own_learning_rates(tmp_path):
     tokens = tokenizer_for("tiny-rn")(captions)
     transform = build_train_transform(native_input_size(clip), padding=0, erasing_prob=0.0)
     dataset = ImageCaptionPairs(paths, tokens, torch.tensor([0, 1, 0, 2]), transform)
-    optim = CaptionFinetuneOptimisation(visual_lr=1e-3, text_lr=1e-4, max_epochs=1)
-    module = CaptionFinetuneModule(clip, optim)
+    optim = CaptionFinetuneOptimizer(visual_lr=1e-3, text_lr=1e-4)
+    module = CaptionFinetuneModule(clip, optim, max_epochs=1)
     groups = {g["name"]: g for g in module.configure_optimizers()["optimizer"].param_groups}
     assert groups["visual"]["lr"] == pytest.approx(1e-3 * 0.01)  # cosine floor after 1 epoch
     assert groups["text_no_decay"]["weight_decay"] == 0.0

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from clip_reid.modeling.losses import (
-    Stage2LossWeights,
+    EncoderLossWeights,
     batch_hard_triplet_loss,
     encoder_training_loss,
     prompt_learning_loss,
@@ -49,7 +49,7 @@ def test_stage2_loss_combines_weighted_terms():
     logits = (torch.randn(4, 3), torch.randn(4, 3))
     features = (torch.randn(4, 5), torch.randn(4, 6), torch.randn(4, 2))
     i2t = torch.randn(4, 3)
-    weights = Stage2LossWeights(id=0.25, triplet=1.0, i2t=0.5)
+    weights = EncoderLossWeights(id=0.25, triplet=1.0, i2t=0.5)
     out = encoder_training_loss(logits, features, i2t, labels, weights)
 
     def smoothed_ce(x):  # (1 - eps) * one-hot + eps / K, written out

@@ -7,8 +7,8 @@ from builders import base_parameters
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
+from clip_reid.modeling import ClipSpec
 from clip_reid.modeling.backbone import clip_backbone_checkpoint
-from clip_reid.pipelines.model_params import clip_spec
 
 
 @pytest.fixture(scope="session")
@@ -37,4 +37,4 @@ def tiny_params(tmp_path):
 @pytest.fixture
 def tiny_backbone(tiny_params):
     """The clip_backbone the captions pipeline writes when caption fine-tuning is off."""
-    return clip_backbone_checkpoint(clip_spec(tiny_params["model"]))
+    return clip_backbone_checkpoint(ClipSpec(**tiny_params["model"]["clip"]))

@@ -33,7 +33,7 @@ def _params(tmp_path=None, finetune=False):
 def _run(demo, sources, params=None):
     root, index = demo
     params = params or _params()
-    inputs = {"image_index": index, "params:dataset": {"root": str(root)},
+    inputs = {"image_index": index, "dataset_root": str(root),
               "params:captions": {"sources": sources}, "params:seed": 0,
               **{f"params:{k}": params[k] for k in ("model", "caption_finetune", "trainer")}}
     return run_pipeline(create_pipeline(), inputs)

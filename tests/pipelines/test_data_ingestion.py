@@ -17,7 +17,7 @@ def test_pipeline_indexes_a_local_market_tree(tiny_market):
     assert outputs["ingestion_report"]["junk_dropped"]["gallery"] == 1
     stats = outputs["dataset_stats"].set_index("subset")
     assert stats.loc["gallery", "num_images"] == 4
-    assert outputs["dataset_metrics"]["train.num_ids"] == {"value": 3.0, "step": 0}
+    assert outputs["dataset_metrics"]["train_ids"] == {"value": 3.0, "step": 0}
 
 
 def test_pipeline_generates_and_indexes_the_synthetic_demo(tmp_path):

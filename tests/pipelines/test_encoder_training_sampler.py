@@ -6,7 +6,7 @@ from builders import run_pipeline
 
 from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.modeling import ClipSpec
-from clip_reid.modeling import stage2 as stage2_module
+from clip_reid.modeling import encoder_training as encoder_training_module
 from clip_reid.modeling.backbone import clip_backbone_checkpoint
 from clip_reid.pipelines import encoder_training
 
@@ -22,7 +22,7 @@ def test_the_sampler_parameter_chooses_the_identity_policy(
         built.append(sampler)
         return sampler
 
-    monkeypatch.setattr(stage2_module, "RandomIdentitySampler", recording_sampler)
+    monkeypatch.setattr(encoder_training_module, "RandomIdentitySampler", recording_sampler)
     if policy == "official":
         tiny_params["encoder_training"]["sampler"] = policy
     else:

@@ -16,9 +16,11 @@ def evaluation_params():
 
 def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params, tiny_backbone,
                                                          evaluation_params, capsys):
-    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
+                                 tiny_params["trainer"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                           "params:evaluation": evaluation_params})
+                                           "params:evaluation": evaluation_params,
+                                           "params:trainer": tiny_params["trainer"]})
     printed = capsys.readouterr().out
     for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
         assert f"Test Results - {name}: " in printed
@@ -36,12 +38,15 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
 
 
 def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evaluation_params):
-    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
+                                 tiny_params["trainer"])
     dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                             "params:evaluation": evaluation_params})
+                                             "params:evaluation": evaluation_params,
+                                           "params:trainer": tiny_params["trainer"]})
     faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                           "params:evaluation": faiss})
+                                           "params:evaluation": faiss,
+                                           "params:trainer": tiny_params["trainer"]})
     assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
                                                               abs=1e-6)
     for column in ("predicted_pid", "topk_pids"):
@@ -50,7 +55,8 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
     rerank = dict(evaluation_params, rerank=dict(evaluation_params["rerank"], enabled=True,
                                                  k1=5, k2=2))
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                           "params:evaluation": rerank})
+                                           "params:evaluation": rerank,
+                                           "params:trainer": tiny_params["trainer"]})
     assert 0.0 <= out["evaluation_metrics"]["mAP"] <= 1.0
 
 
@@ -59,6 +65,7 @@ def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_par
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
         "clip_backbone": tiny_backbone,
-        "params:evaluation": evaluation_params})
+        "params:evaluation": evaluation_params,
+                                           "params:trainer": tiny_params["trainer"]})
     assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
     assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0

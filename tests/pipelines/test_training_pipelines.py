@@ -1,10 +1,27 @@
+import lightning as L
 import pandas as pd
 import pytest
 import torch
 from builders import run_pipeline
 
-from clip_reid.modeling import ClipSpec, load_reid_model
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.data.splits import select_split
+from clip_reid.modeling import (
+    ClipSpec,
+    PromptLearner,
+    TextEncoder,
+    load_clip,
+    load_reid_model,
+    tokenizer_for,
+)
+from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
+from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
+from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_learning import (
+    PromptLearningSettings,
+    cache_train_features,
+    learn_prompts,
+)
+from clip_reid.modeling.trainer import TrainerSettings, WorkDirError
 from clip_reid.pipelines import encoder_training, prompt_learning
 
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
@@ -84,63 +101,110 @@ def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
     assert torch.isfinite(model(torch.randn(2, 3, 64, 32))).all()
 
 
-def test_interrupted_encoder_training_resumes(tiny_index, tiny_params, monkeypatch):
-    """A crash mid-stage leaves no model; the same run resumes from its last finished epoch."""
-    import lightning as L
+class _CrashAtEpoch(L.Callback):
+    """A power cut when ``epoch`` starts (once ``armed``)."""
 
-    from clip_reid.pipelines.encoder_training import nodes
+    def __init__(self, epoch, started):
+        self.epoch, self.started, self.armed = epoch, started, True
 
+    def on_train_epoch_start(self, trainer, module):
+        self.started.append(trainer.current_epoch)
+        if self.armed and trainer.current_epoch == self.epoch:
+            raise RuntimeError("power cut")
+
+
+def _settings(params):
+    return (ModelSettings.from_params(params["model"]),
+            TrainerSettings.from_params(params["trainer"]))
+
+
+def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
+    """A crash after epoch 2 of 3, a rerun: same epochs, same final weights as no crash."""
+    model, trainer = _settings(tiny_params)
     tiny_params["encoder_training"]["max_epochs"] = 3
+    train = select_split(tiny_index, "train")
+    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(1)),
+            "labels": torch.arange(8)}
+    backbone = _backbone(tiny_params)
+
+    def run(work, callbacks=()):
+        settings = EncoderTrainingSettings.from_params(
+            {**tiny_params["encoder_training"], "work_dir": str(work)})
+        return train_encoder(train, text, backbone, model, settings, trainer, 0, callbacks)
+
+    straight = run(tmp_path / "straight")
+    started, crash = [], _CrashAtEpoch(2, [])
+    crash.started = started
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tmp_path / "resumed", [crash])
+    crash.armed = False
+    torch.manual_seed(12345)  # the resumed run must not depend on the state the crash left
+    resumed = run(tmp_path / "resumed", [crash])
+    assert started == [0, 1, 2, 2] and resumed["epochs"] == 3
+    for name, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][name]), name
+
+
+def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
+    model, trainer = _settings(tiny_params)
+    tiny_params["prompt_learning"]["max_epochs"] = 3
+    backbone = _backbone(tiny_params)
+    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
+    features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
+                                    torch.device("cpu"))
+
+    def run(work, callbacks=()):
+        settings = PromptLearningSettings.from_params(
+            {**tiny_params["prompt_learning"], "work_dir": str(work)})
+        return learn_prompts(features, NO_CAPTIONS, backbone, model, settings, trainer, 0,
+                             callbacks)
+
+    straight, straight_text = run(tmp_path / "straight")
+    crash = _CrashAtEpoch(1, [])
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tmp_path / "resumed", [crash])
+    crash.armed = False
+    resumed, resumed_text = run(tmp_path / "resumed", [crash])
+    assert crash.started == [0, 1, 1, 2]
+    assert torch.equal(straight["state_dict"]["ctx"], resumed["state_dict"]["ctx"])
+    assert torch.equal(straight_text["features"], resumed_text["features"])
+
+
+def test_a_work_dir_the_project_did_not_create_is_refused(tiny_index, tiny_params, tmp_path):
+    precious = tmp_path / "models"
+    precious.mkdir()
+    (precious / "best.pt").write_bytes(b"weights")
+    tiny_params["encoder_training"]["work_dir"] = str(precious)
     text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
-    started = []
-
-    class CrashAtEpoch2(L.Callback):
-        def on_train_epoch_start(self, trainer, module):
-            started.append(trainer.current_epoch)
-            if crash and trainer.current_epoch == 2:
-                raise RuntimeError("power cut")
-
-    original = nodes.build_trainer
-    monkeypatch.setattr(nodes, "build_trainer",
-                        lambda *args: original(*args[:3], [CrashAtEpoch2()]))
-    crash = True
-    with pytest.raises(Exception, match="power cut"):
+    with pytest.raises(WorkDirError, match="not created by clip-reid"):
         _stage2(tiny_index, text, tiny_params)
-    crash = False
-    checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
-    assert started == [0, 1, 2, 2]
-    assert checkpoint["epochs"] == 3
+    assert [p.name for p in precious.iterdir()] == ["best.pt"]
 
 
-def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, monkeypatch):
+def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, tmp_path):
     """Tuned weights reach stage 1 (prompt template embedding, image features) and stage 2."""
-    from clip_reid.modeling import PromptLearner, TextEncoder, load_clip, tokenizer_for
-    from clip_reid.pipelines.encoder_training import nodes as stage2_nodes
-    from clip_reid.pipelines.prompt_learning import nodes as stage1_nodes
-
-    spec = ClipSpec(**tiny_params["model"]["clip"])
+    model, trainer = _settings(tiny_params)
+    spec = model.clip
     tuned = load_clip(spec)
     with torch.no_grad():
         tuned.token_embedding.weight.mul_(3.0)
         tuned.visual.conv1.weight.mul_(-1.0)
     backbone = clip_backbone_checkpoint(spec, tuned)
-    plain = stage1_nodes.extract_train_image_features(
-        tiny_index, _backbone(tiny_params), tiny_params["model"], tiny_params["prompt_learning"])
-    tuned_features = stage1_nodes.extract_train_image_features(
-        tiny_index, backbone, tiny_params["model"], tiny_params["prompt_learning"])
+    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
+    train = select_split(tiny_index, "train")
+    plain = cache_train_features(train, _backbone(tiny_params), model, stage1, torch.device("cpu"))
+    tuned_features = cache_train_features(train, backbone, model, stage1, torch.device("cpu"))
     assert not torch.allclose(plain["features"], tuned_features["features"])
 
-    learner = PromptLearner(8, TextEncoder(stage1_nodes.load_clip_backbone(backbone, spec),
+    learner = PromptLearner(8, TextEncoder(load_clip_backbone(backbone, spec),
                                            tokenizer_for(spec.arch)))
     expected = tuned.token_embedding(learner.tokenized_prompts)
     assert torch.equal(learner.template_embedding, expected)
 
     text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
-    tiny_params["encoder_training"]["max_epochs"] = 1
-    seen = []
-    original = stage2_nodes.load_clip_backbone
-    monkeypatch.setattr(stage2_nodes, "load_clip_backbone",
-                        lambda *args: seen.append(args[0]) or original(*args))
-    stage2_nodes.train_reid_model(tiny_index, text, backbone, tiny_params["model"],
-                                  tiny_params["encoder_training"], tiny_params["trainer"], 0)
-    assert seen == [backbone]
+    stage2 = EncoderTrainingSettings.from_params({**tiny_params["encoder_training"],
+                                                  "max_epochs": 1})
+    from_tuned = train_encoder(train, text, backbone, model, stage2, trainer, 0)
+    from_plain = train_encoder(train, text, _backbone(tiny_params), model, stage2, trainer, 0)
+    assert not torch.equal(from_tuned["state_dict"]["image_encoder.visual.conv1.weight"],
+                           from_plain["state_dict"]["image_encoder.visual.conv1.weight"])

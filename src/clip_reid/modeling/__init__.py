@@ -2,7 +2,6 @@
 
 from clip_reid.modeling.clip_factory import (
     ClipSpec,
-    available_architectures,
     load_clip,
     tokenizer_for,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "ReidTrainOutput",
     "TextEncoder",
     "WeightsError",
-    "available_architectures",
     "load_clip",
     "load_reid_model",
     "reid_checkpoint",

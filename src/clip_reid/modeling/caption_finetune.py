@@ -12,32 +12,60 @@ exactly CLIP's symmetric InfoNCE.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import lightning as L
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from clip_reid.data.image_dataset import read_rgb
+from clip_reid.data.transforms import build_train_transform
+from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.clip_factory import load_clip, tokenizer_for
 from clip_reid.modeling.losses import supervised_contrastive_loss
+from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.schedules import cosine_with_warmup
+from clip_reid.modeling.text_encoder import TextEncoder
+from clip_reid.modeling.trainer import TrainerSettings, fit_resumable
+from clip_reid.settings_base import Settings, setting
+
+logger = logging.getLogger(__name__)
+
+
+STAGE = "caption_finetune"
 
 
 @dataclass(frozen=True)
-class CaptionFinetuneOptimisation:
+class CaptionFinetuneOptimizer(Settings):
     """AdamW with one learning rate per tower; cosine schedule with linear warm-up (per epoch)."""
 
-    visual_lr: float = 1e-5
-    text_lr: float = 1e-5
-    weight_decay: float = 0.1
-    warmup_epochs: int = 1
-    warmup_factor: float = 0.1
-    min_factor: float = 0.01
-    temperature: float = 0.07
-    max_epochs: int = 10
+    visual_lr: float = setting(1e-5, gt=0.0)
+    text_lr: float = setting(1e-5, gt=0.0)
+    weight_decay: float = setting(0.1, ge=0.0)
+    warmup_epochs: int = setting(1, ge=0)
+    warmup_factor: float = setting(0.1, gt=0.0, le=1.0)
+    min_factor: float = setting(0.01, ge=0.0, le=1.0)
+    temperature: float = setting(0.07, gt=0.0)
+
+
+@dataclass(frozen=True)
+class CaptionFinetuneSettings(Settings):
+    """The `caption_finetune` block: optional caption fine-tuning of CLIP before stage 1."""
+
+    enabled: bool = False
+    max_epochs: int = setting(10, ge=1)
+    batch_size: int = setting(64, ge=1)
+    optimizer: CaptionFinetuneOptimizer = setting(default_factory=CaptionFinetuneOptimizer)
+    work_dir: str = "data/06_models/work/caption_finetune"  # resumable state of a stopped run
 
 
 def caption_contrastive_loss(
@@ -78,10 +106,12 @@ class ImageCaptionPairs(Dataset):
 class CaptionFinetuneModule(L.LightningModule):
     """Trains a whole open_clip CLIP on image-caption pairs."""
 
-    def __init__(self, clip_model: nn.Module, optim: CaptionFinetuneOptimisation) -> None:
+    def __init__(self, clip_model: nn.Module, optim: CaptionFinetuneOptimizer, max_epochs: int
+                 ) -> None:
         super().__init__()
         self.clip = clip_model
         self.optim = optim
+        self.max_epochs = max_epochs
         # The temperature is a parameter of the method here, not learned.
         self.clip.logit_scale.requires_grad_(False)
 
@@ -112,9 +142,59 @@ class CaptionFinetuneModule(L.LightningModule):
 
         def multiplier(completed_epochs: int) -> float:
             return cosine_with_warmup(
-                completed_epochs + 1, self.optim.max_epochs, 1.0, self.optim.warmup_epochs,
+                completed_epochs + 1, self.max_epochs, 1.0, self.optim.warmup_epochs,
                 self.optim.warmup_factor, self.optim.min_factor,
             )
 
         scheduler = {"scheduler": LambdaLR(optimizer, multiplier), "interval": "epoch"}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class CaptionPairsDataModule(L.LightningDataModule):
+    """Shuffled batches of (image, caption) pairs; the last batch is dropped when it would be
+    smaller than the others (a contrastive batch of one has no negatives)."""
+
+    def __init__(self, dataset: ImageCaptionPairs, batch_size: int, seed: int,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.dataset, self.num_workers = dataset, num_workers
+        self.batch_size = min(batch_size, len(dataset))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
+                          drop_last=len(self.dataset) > self.batch_size,
+                          num_workers=self.num_workers, generator=self.generator)
+
+
+def caption_tuned_backbone(
+    pairs: pd.DataFrame, model: ModelSettings, settings: CaptionFinetuneSettings,
+    trainer: TrainerSettings, seed: int, callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """CLIP fine-tuned on training ``pairs`` (columns path, caption), as a clip_backbone."""
+    if pairs.empty:
+        raise ValueError(
+            "caption_finetune.enabled is true but no training image has a caption. Configure a "
+            "source under captions.sources, or set caption_finetune.enabled: false."
+        )
+    L.seed_everything(seed, workers=True, verbose=False)
+    clip = load_clip(model.clip).train()
+    tokens = TextEncoder(clip, tokenizer_for(model.clip.arch)).tokenize(pairs["caption"].tolist())
+    caption_ids = torch.as_tensor(pd.factorize(pairs["caption"])[0])
+    mean, std = model.normalization()
+    transform = build_train_transform(native_input_size(clip), mean, std, padding=0,
+                                      erasing_prob=0.0)
+    data = CaptionPairsDataModule(
+        ImageCaptionPairs(pairs["path"].tolist(), tokens, caption_ids, transform),
+        settings.batch_size, seed, trainer.num_workers)
+    logger.info("Caption fine-tuning %s on %d (image, caption) pairs, %d distinct captions",
+                model.clip.arch, len(pairs), int(caption_ids.max()) + 1)
+    module = CaptionFinetuneModule(clip, settings.optimizer, settings.max_epochs)
+    fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
+                   "trainer": trainer.to_dict(), "seed": seed, "pairs": len(pairs)}
+    result = fit_resumable(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
+                           max_epochs=settings.max_epochs, trainer=trainer,
+                           fingerprint=fingerprint, generators=[data.generator],
+                           callbacks=callbacks)
+    return clip_backbone_checkpoint(model.clip, module.clip.eval(), pairs=len(pairs),
+                                    final_loss=result.metrics.get("loss", float("nan")))

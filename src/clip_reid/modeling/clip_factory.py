@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from clip_reid.modeling.weights import (
     openai_checkpoint,
     read_openai_state_dict,
 )
+from clip_reid.settings_base import Settings
 
 # Tiny CPU-demo towers, as open_clip model configs: "tiny-rn" is CLIP's ModifiedResNet with one
 # bottleneck per stage and 16 base channels; "tiny-vit" has 4 blocks of width 128 on 16-px patches.
@@ -26,7 +27,7 @@ _QUICK_GELU_ARCHS = {"RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B-32"
 
 
 @dataclass(frozen=True)
-class ClipSpec:
+class ClipSpec(Settings):
     """Which CLIP to build and where its weights come from.
 
     ``weights``: ``"random"`` (seeded by ``seed``), a path to an OpenAI checkpoint (TorchScript
@@ -39,19 +40,10 @@ class ClipSpec:
     cache_dir: str | None = None
     seed: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _register_tiny_configs() -> None:
     if "tiny-rn" not in open_clip.list_models():
         open_clip.add_model_config(TINY_CONFIG_DIR)
-
-
-def available_architectures() -> list[str]:
-    """Every architecture name ``load_clip`` accepts (open_clip's list plus the tiny ones)."""
-    _register_tiny_configs()
-    return open_clip.list_models()
 
 
 def _create(arch: str, **kwargs: Any) -> torch.nn.Module:

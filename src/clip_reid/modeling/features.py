@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 from clip_reid.data.image_dataset import ReidImageDataset
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# Batch-norm statistics settle within a few thousand images; more only costs time.
+CALIBRATION_BATCHES = 20
 
 
 @torch.inference_mode()
@@ -55,8 +57,8 @@ def extract_features(
 
 @torch.no_grad()
 def recalibrate_batch_norm(
-    model: nn.Module, frame: pd.DataFrame, transform, batch_size: int = 64, max_batches: int = 20,
-    seed: int = 0,
+    model: nn.Module, frame: pd.DataFrame, transform, batch_size: int = 64,
+    max_batches: int = CALIBRATION_BATCHES, seed: int = 0, device: str | torch.device = "cpu",
 ) -> None:
     """Re-estimate BatchNorm running statistics on real images (for randomly initialised CLIP).
 
@@ -74,9 +76,9 @@ def recalibrate_batch_norm(
     sample = frame.sample(n=min(len(frame), batch_size * max_batches), random_state=seed)
     loader = DataLoader(ReidImageDataset(sample.reset_index(drop=True), transform),
                         batch_size=batch_size, shuffle=False)
-    model.train()
+    model.train().to(device)
     for batch in loader:
-        model(batch["image"])
+        model(batch["image"].to(device))
     for norm in norms:
         norm.momentum = 0.1
     model.train(was_training)

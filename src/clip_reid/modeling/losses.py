@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from clip_reid.settings_base import Settings, setting
+
 
 def supervised_contrastive_loss(
     anchors: Tensor, candidates: Tensor, anchor_labels: Tensor, candidate_labels: Tensor
@@ -41,12 +43,12 @@ def batch_hard_triplet_loss(features: Tensor, labels: Tensor, margin: float = 0.
 
 
 @dataclass(frozen=True)
-class Stage2LossWeights:
+class EncoderLossWeights(Settings):
     """Weights of the three stage-2 terms (RN50: 1/1/1; ViT: 0.25/1/1)."""
 
-    id: float = 1.0
-    triplet: float = 1.0
-    i2t: float = 1.0
+    id: float = setting(1.0, ge=0.0)
+    triplet: float = setting(1.0, ge=0.0)
+    i2t: float = setting(1.0, ge=0.0)
 
 
 def encoder_training_loss(
@@ -54,7 +56,7 @@ def encoder_training_loss(
     features: Sequence[Tensor],
     i2t_logits: Tensor,
     labels: Tensor,
-    weights: Stage2LossWeights,
+    weights: EncoderLossWeights,
     label_smoothing: float = 0.1,
     margin: float = 0.3,
 ) -> dict[str, Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -97,10 +98,18 @@ class ClipReidModel(nn.Module):
         return ReidTrainOutput(logits, tuple(features), features.projection)
 
 
-def reid_checkpoint(model: ClipReidModel, **extra: Any) -> dict[str, Any]:
-    """A self-describing checkpoint: config, weights and whatever metadata the caller adds."""
+def reid_checkpoint(
+    model: ClipReidModel, normalization: dict[str, Sequence[float]], **metadata: Any
+) -> dict[str, Any]:
+    """A self-describing checkpoint: ``config`` (rebuilds the network), ``state_dict``,
+    ``normalization`` (``mean``/``std`` of the test transform, always present) and whatever
+    metadata the caller adds (``final_metrics``, ``epochs``)."""
+    if set(normalization) != {"mean", "std"}:
+        raise ValueError(f"normalization needs exactly mean and std, got {sorted(normalization)}.")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return {"config": model.config.to_dict(), "state_dict": state, **extra}
+    norm = {k: tuple(float(x) for x in v) for k, v in normalization.items()}
+    return {"config": model.config.to_dict(), "state_dict": state, "normalization": norm,
+            **metadata}
 
 
 def load_reid_model(checkpoint: dict[str, Any]) -> ClipReidModel:

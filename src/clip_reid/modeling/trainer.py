@@ -1,9 +1,11 @@
-"""Lightning Trainer construction shared by both training stages: devices, precision, resume.
+"""The training lifecycle shared by every stage: devices, precision, resume, clean-up, progress.
 
 Trainer settings come from parameters so the same code runs on a CPU laptop (fp32/bf16) and on
-one or many GPUs (16-mixed/bf16-mixed, DDP). A stage writes a resumable ``last.ckpt`` into its
-work folder every epoch; a re-run with the same settings resumes from it instead of starting
-over, and a finished stage removes it.
+one or many GPUs (16-mixed/bf16-mixed, DDP). :func:`fit_resumable` is the one way a stage trains:
+it claims its work folder (a folder the project did not create is never touched), resumes from
+the ``last.ckpt`` an interrupted run with the same settings left there (random state included,
+so the resumed run ends with the same weights), refuses to return a half-trained model, and
+finally removes only the files it wrote.
 """
 
 from __future__ import annotations
@@ -11,49 +13,91 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-from dataclasses import dataclass, field
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import mlflow
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, MLFlowLogger
+from torch.utils.data import DataLoader
+
+from clip_reid.settings_base import Settings, setting
 
 logger = logging.getLogger(__name__)
 
 RESUME_FILE = "last.ckpt"
 FINGERPRINT_FILE = "settings.json"
 PROGRESS_FILE = "progress.json"
+MARKER_FILE = ".clip_reid_work_dir"  # written into every work folder the project creates
+OWN_FILES = (RESUME_FILE, f"{RESUME_FILE}.partial", FINGERPRINT_FILE, PROGRESS_FILE)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
 
-@dataclass
-class TrainerSettings:
-    """The Lightning Trainer options a user may set per environment."""
+@dataclass(frozen=True)
+class TrainerSettings(Settings):
+    """The Lightning Trainer options a user may set per environment (the `trainer` block)."""
 
-    max_epochs: int
-    accelerator: str = "auto"
+    accelerator: str = setting("auto", choices=ACCELERATORS)
     devices: int | str = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = setting("32-true", choices=PRECISIONS)
     deterministic: bool = True
-    num_workers: int = 0
-    log_every_n_steps: int = 10
+    num_workers: int = setting(0, ge=0)  # DataLoader workers of training and feature extraction
+    log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> TrainerSettings:
-        """Build from a parameters dict; unknown keys fail loudly rather than being ignored."""
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(
-                f"Unknown trainer parameters {sorted(unknown)}; known: {sorted(known)}. "
-                "Put other Lightning Trainer arguments under `extra`."
-            )
-        return cls(**params)
+    def __post_init__(self) -> None:
+        if isinstance(self.devices, int) and self.devices < 1:
+            raise ValueError(f"devices must be >= 1 or 'auto', got {self.devices}.")
+
+
+def resolve_device(settings: TrainerSettings, explicit: str | None = None) -> torch.device:
+    """The one device feature extraction runs on: ``explicit`` if given, else the trainer's
+    accelerator (``auto`` picks CUDA when present)."""
+    if explicit:
+        return torch.device(explicit)
+    accelerator = settings.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device({"gpu": "cuda"}.get(accelerator, accelerator))
+
+
+class WorkDirError(RuntimeError):
+    """A stage's work folder holds files the project did not write."""
+
+
+def check_work_dir(work_dir: Path) -> None:
+    """Refuse a non-empty folder without the project's marker (it may hold anyone's files)."""
+    if work_dir.exists() and not work_dir.is_dir():
+        raise WorkDirError(f"work_dir {work_dir} is a file, not a folder: name a new folder.")
+    if work_dir.is_dir() and not (work_dir / MARKER_FILE).is_file() and any(work_dir.iterdir()):
+        raise WorkDirError(
+            f"work_dir {work_dir} is not empty and was not created by clip-reid (no "
+            f"{MARKER_FILE} in it). A stage deletes its work folder's contents when done, so it "
+            "only uses a new or empty folder: set work_dir to one (e.g. "
+            "data/06_models/work/<stage>)."
+        )
+
+
+def _claim(work_dir: Path) -> None:
+    check_work_dir(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / MARKER_FILE).touch()
+
+
+def _remove_own_files(work_dir: Path) -> None:
+    for name in OWN_FILES:
+        (work_dir / name).unlink(missing_ok=True)
 
 
 def _fingerprint(settings: dict[str, Any]) -> str:
@@ -61,39 +105,146 @@ def _fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _readable(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` loads (a kill during a save or a full disk can truncate it)."""
+    try:
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to load means "cannot resume"
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = checkpoint.with_name(f"{checkpoint.name}.unreadable-{stamp}")
+        checkpoint.rename(aside)
+        logger.warning("Cannot resume from %s (%s: %s); moved it to %s and starting this stage "
+                       "afresh.", checkpoint, type(error).__name__, error, aside)
+        return False
+    return True
+
+
 def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | None:
-    """The checkpoint to resume from, if an interrupted run with the same settings left one."""
-    work_dir.mkdir(parents=True, exist_ok=True)
+    """The checkpoint to resume from, if an interrupted run with the same settings left one
+    (an unreadable one is moved aside). Otherwise the folder is reset for a fresh run."""
+    _claim(work_dir)
     fingerprint_file = work_dir / FINGERPRINT_FILE
     fingerprint = _fingerprint(run_settings)
     checkpoint = work_dir / RESUME_FILE
     if checkpoint.is_file() and fingerprint_file.is_file():
         if json.loads(fingerprint_file.read_text()).get("fingerprint") == fingerprint:
-            logger.info("Resuming from %s", checkpoint)
-            return checkpoint
-        logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
-    shutil.rmtree(work_dir)
-    work_dir.mkdir(parents=True)
+            if _readable(checkpoint):
+                logger.info("Resuming from %s", checkpoint)
+                return checkpoint
+        else:
+            logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
+    _remove_own_files(work_dir)
     fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint, "settings": run_settings},
                                            default=str, indent=2))
     return None
 
 
-class EpochProgress(Callback):
-    """Records finished epochs in the work folder (readable after spawned DDP workers exit)."""
+def finish_work_dir(work_dir: Path) -> None:
+    """A finished stage's resume state is obsolete: remove the files it wrote (and the folder
+    when nothing else is left in it)."""
+    _remove_own_files(work_dir)
+    (work_dir / MARKER_FILE).unlink(missing_ok=True)
+    try:
+        work_dir.rmdir()
+    except OSError:
+        logger.info("Kept %s: it holds other files (e.g. a checkpoint moved aside).", work_dir)
+
+
+class ResumePoint(Callback):
+    """After every epoch: the resumable checkpoint (written to a temporary name, then renamed,
+    so a kill mid-save keeps the previous one) and the count of finished epochs (readable after
+    spawned DDP workers exit)."""
 
     def __init__(self, work_dir: Path) -> None:
-        self.path = work_dir / PROGRESS_FILE
+        self.checkpoint = work_dir / RESUME_FILE
+        self.progress = work_dir / PROGRESS_FILE
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        partial = self.checkpoint.with_name(f"{RESUME_FILE}.partial")
+        trainer.save_checkpoint(partial, weights_only=False)  # every rank: a collective call
         if trainer.is_global_zero:
-            self.path.write_text(json.dumps({"epochs_completed": trainer.current_epoch + 1}))
+            partial.replace(self.checkpoint)
+            self.progress.write_text(json.dumps({"epochs_completed": trainer.current_epoch + 1}))
 
 
 def epochs_completed(work_dir: Path) -> int:
     """Epochs the last run in ``work_dir`` finished (0 when none)."""
     path = work_dir / PROGRESS_FILE
     return json.loads(path.read_text())["epochs_completed"] if path.is_file() else 0
+
+
+class RandomState(Callback):
+    """Saves the random state (torch, numpy, python, and the given generators) in every
+    checkpoint and restores it on resume, so sampling and augmentation after a resume draw
+    exactly what an uninterrupted run draws."""
+
+    def __init__(self, generators: Sequence[torch.Generator] = ()) -> None:
+        self.generators = list(generators)
+
+    def state_dict(self) -> dict[str, Any]:
+        numpy_state = np.random.get_state(legacy=False)
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "numpy_rest": [numpy_state["state"]["pos"], numpy_state["has_gauss"],
+                           numpy_state["gauss"]],
+            "python": list(random.getstate()[1]),
+            "python_gauss": random.getstate()[2],
+            "generators": [g.get_state() for g in self.generators],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        pos, has_gauss, gauss = state["numpy_rest"]
+        np.random.set_state({"bit_generator": "MT19937",
+                             "state": {"key": state["numpy_key"].numpy().astype(np.uint32),
+                                       "pos": pos},
+                             "has_gauss": has_gauss, "gauss": gauss})
+        random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+        for generator, saved in zip(self.generators, state["generators"], strict=True):
+            generator.set_state(saved)
+
+
+class EpochLog(Callback):
+    """One plain line per epoch (stage, epoch i/N, losses, lr, seconds per epoch, ETA), readable
+    in a log file without a terminal; also logs the learning rate as ``<stage>/lr``."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.started = 0.0
+        self.lr = float("nan")
+        self.durations: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+        # The epoch's rate: Lightning steps epoch schedulers before on_train_epoch_end.
+        if trainer.optimizers:
+            self.lr = trainer.optimizers[0].param_groups[0]["lr"]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self.started
+        self.durations.append(seconds)
+        lr = self.lr
+        for logger_ in trainer.loggers:
+            logger_.log_metrics({"lr": lr}, step=trainer.current_epoch)
+        if not trainer.is_global_zero:
+            return
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 0
+        epoch_values = {  # Lightning keeps `x` and `x_epoch` for metrics logged per step too
+            name.removesuffix("_epoch"): float(value)
+            for name, value in sorted(trainer.callback_metrics.items())
+            if value.numel() == 1 and not name.endswith("_step")
+        }
+        losses = " ".join(f"{name}={value:.4f}" for name, value in epoch_values.items())
+        eta = (total - epoch) * sum(self.durations) / len(self.durations)
+        logger.info("%s epoch %d/%d: %s lr=%.3g %.1f s/epoch ETA %s", self.stage, epoch, total,
+                    losses, lr, seconds, _clock(eta))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
 class TrainingInterrupted(RuntimeError):
@@ -103,49 +254,40 @@ class TrainingInterrupted(RuntimeError):
 def raise_if_interrupted(trainer: L.Trainer, work_dir: Path) -> None:
     """Lightning turns Ctrl-C into a graceful stop; a stage must not then save a final model."""
     done = epochs_completed(work_dir)
-    if trainer.interrupted or done < (trainer.max_epochs or 0):
+    if trainer.interrupted or done < (trainer.max_epochs or 0) or done == 0:
         raise TrainingInterrupted(
             f"Training stopped at epoch {done} of {trainer.max_epochs}. Run the "
             f"same command again to resume from {work_dir / RESUME_FILE}."
         )
 
 
-def finish_work_dir(work_dir: Path) -> None:
-    """A finished stage's resume state is obsolete: remove it so a new run starts afresh."""
-    shutil.rmtree(work_dir, ignore_errors=True)
+class StageLogger(MLFlowLogger):
+    """MLflow metric names ``<stage>/<metric>``, so the MLflow UI groups them by stage."""
+
+    LOGGER_JOIN_CHAR = "/"
 
 
-def mlflow_logger(prefix: str) -> Logger | None:
+def mlflow_logger(stage: str) -> Logger | None:
     """Log into the MLflow run kedro-mlflow opened (if any), so all stages share one run."""
     run = mlflow.active_run()
     if run is None:
         return None
-    return MLFlowLogger(
-        tracking_uri=mlflow.get_tracking_uri(),
-        run_id=run.info.run_id,
-        prefix=prefix,
-        log_model=False,
-    )
+    return StageLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id,
+                       prefix=stage, log_model=False)
 
 
 def build_trainer(
     settings: TrainerSettings,
+    max_epochs: int,
     work_dir: Path,
     stage: str,
-    callbacks: list[Callback] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> L.Trainer:
     """A Trainer that checkpoints every epoch into ``work_dir`` and logs to MLflow."""
     loggers = [lg for lg in [mlflow_logger(stage)] if lg is not None]
-    all_callbacks = [
-        ModelCheckpoint(dirpath=work_dir, filename=RESUME_FILE.removesuffix(".ckpt"),
-                        save_top_k=1, every_n_epochs=1, enable_version_counter=False),
-        EpochProgress(work_dir),
-        *(callbacks or []),
-    ]
-    if loggers:
-        all_callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    all_callbacks = [ResumePoint(work_dir), EpochLog(stage), *callbacks]
     return L.Trainer(
-        max_epochs=settings.max_epochs,
+        max_epochs=max_epochs,
         accelerator=settings.accelerator,
         devices=settings.devices,
         strategy=settings.strategy,
@@ -154,9 +296,50 @@ def build_trainer(
         log_every_n_steps=settings.log_every_n_steps,
         enable_progress_bar=settings.enable_progress_bar,
         enable_model_summary=False,
+        enable_checkpointing=False,  # ResumePoint writes the one checkpoint a stage needs
         use_distributed_sampler=False,  # our samplers split whole P×K batches across ranks
         logger=loggers or False,
         callbacks=all_callbacks,
         default_root_dir=work_dir,
         **settings.extra,
     )
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a finished stage reports: epochs trained and the last epoch's scalar metrics."""
+
+    epochs: int
+    metrics: dict[str, float]
+
+
+def fit_resumable(
+    module: L.LightningModule,
+    data: L.LightningDataModule | DataLoader,
+    *,
+    stage: str,
+    work_dir: Path,
+    max_epochs: int,
+    trainer: TrainerSettings,
+    fingerprint: dict[str, Any],
+    generators: Sequence[torch.Generator] = (),
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train ``module`` to ``max_epochs``: resume → fit → interrupt check → clean-up.
+
+    ``fingerprint`` holds everything that makes an earlier run's checkpoint reusable;
+    ``generators`` are the random generators of ``data`` whose state a resume must restore;
+    ``callbacks`` are added to the Trainer (e.g. a test's crash injector).
+    """
+    resume = resume_checkpoint(work_dir, fingerprint)
+    fit = build_trainer(trainer, max_epochs, work_dir, stage,
+                        [RandomState(generators), *callbacks])
+    if isinstance(data, L.LightningDataModule):
+        fit.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    else:
+        fit.fit(module, train_dataloaders=data, ckpt_path=resume, weights_only=True)
+    raise_if_interrupted(fit, work_dir)
+    epochs = epochs_completed(work_dir)
+    finish_work_dir(work_dir)
+    metrics = {k: float(v) for k, v in fit.callback_metrics.items() if v.numel() == 1}
+    return FitResult(epochs, metrics)

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 collect_captions,
-                ["image_index", "params:dataset", "params:captions"],
+                ["image_index", "dataset_root", "params:captions"],
                 ["image_captions", "caption_coverage", "caption_metrics"],
                 name="collect_captions",
             ),

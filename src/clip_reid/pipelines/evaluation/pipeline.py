@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 extract_query_gallery_features,
-                ["reid_model", "image_index", "params:evaluation"],
+                ["reid_model", "image_index", "params:evaluation", "params:trainer"],
                 ["query_features", "gallery_features"],
                 name="extract_query_gallery_features",
             ),
@@ -33,13 +33,14 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 def create_baseline_pipeline(**kwargs) -> Pipeline:
     """The same evaluation of the CLIP backbone before ReID training."""
-    baseline = Node(untrained_model, ["image_index", "clip_backbone", "params:model"],
+    baseline = Node(untrained_model,
+                    ["image_index", "clip_backbone", "params:model", "params:trainer"],
                     "baseline.reid_model",
                     name="untrained_model")
     evaluation = pipeline(
         create_pipeline(),
         namespace="baseline",
         inputs={"image_index"},
-        parameters={"params:evaluation"},
+        parameters={"params:evaluation", "params:trainer"},
     )
     return Pipeline([baseline]) + evaluation

@@ -15,12 +15,7 @@ from mlflow.types import ColSpec, Schema
 
 import clip_reid
 
-from .pipeline import (
-    QUERY_INPUT,
-    create_gallery_pipeline,
-    create_publish_pipeline,
-    create_served_pipeline,
-)
+from .pipeline import QUERY_INPUT, create_served_pipeline
 
 SERVED_MODEL_NAME = "model"  # serve it with `mlflow models serve -m runs:/<run_id>/model`
 # What a client POSTs: one row per image.
@@ -51,10 +46,11 @@ class ServedPipelineML(PipelineML):
 
 
 def served_full(training: Pipeline) -> ServedPipelineML:
-    """`training` followed by gallery embedding and publishing, bound to the served pipeline
-    (what kedro-mlflow's pipeline_ml_factory builds, with the class above)."""
+    """``training`` (which ends by embedding the gallery and publishing model and gallery),
+    bound to the served pipeline (what kedro-mlflow's pipeline_ml_factory builds, with the
+    class above)."""
     return ServedPipelineML(
-        (training + create_gallery_pipeline() + create_publish_pipeline()).nodes,
+        training.nodes,
         inference=create_served_pipeline(),
         input_name=QUERY_INPUT,
         log_model_kwargs={

@@ -11,7 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 extract_train_image_features,
-                ["image_index", "clip_backbone", "params:model", "params:prompt_learning"],
+                ["image_index", "clip_backbone", "params:model", "params:prompt_learning",
+                 "params:trainer"],
                 "train_image_features",
                 name="extract_train_image_features",
             ),

@@ -1,0 +1,199 @@
+"""Stage 2 of CLIP-ReID: fine-tune the image encoder with ID, triplet and image-to-text losses.
+
+The text features of all identities (from stage 1) are fixed; the image projection of each
+training image is classified against them (the i2t term), next to the usual ReID losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader
+
+from clip_reid.data.image_dataset import ReidImageDataset
+from clip_reid.data.samplers import RandomIdentitySampler
+from clip_reid.modeling.backbone import load_clip_backbone
+from clip_reid.modeling.losses import EncoderLossWeights, encoder_training_loss
+from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
+from clip_reid.modeling.reid_model import ClipReidModel, reid_checkpoint
+from clip_reid.modeling.schedules import warmup_multistep
+from clip_reid.modeling.trainer import TrainerSettings, fit_resumable
+from clip_reid.settings_base import Settings, setting
+
+STAGE = "encoder_training"
+
+
+@dataclass(frozen=True)
+class EncoderOptimizer(Settings):
+    """Adam with bias LR ×2, linear warm-up then step decay (per epoch); RN50 defaults."""
+
+    base_lr: float = setting(3.5e-4, gt=0.0)
+    weight_decay: float = setting(5e-4, ge=0.0)
+    weight_decay_bias: float = setting(5e-4, ge=0.0)
+    bias_lr_factor: float = setting(2.0, gt=0.0)
+    warmup_epochs: int = setting(10, ge=0)
+    warmup_factor: float = setting(0.01, gt=0.0, le=1.0)
+    milestones: tuple[int, ...] = setting((40, 70), ge=1)
+    gamma: float = setting(0.1, gt=0.0)
+
+
+@dataclass(frozen=True)
+class EncoderLoss(Settings):
+    """The stage-2 loss: term weights, label smoothing (ID and i2t) and the triplet margin."""
+
+    weights: EncoderLossWeights = setting(default_factory=EncoderLossWeights)
+    label_smoothing: float = setting(0.1, ge=0.0, lt=1.0)
+    triplet_margin: float = setting(0.3, ge=0.0)
+
+
+@dataclass(frozen=True)
+class EncoderTrainingSettings(Settings):
+    """The `encoder_training` block (stage 2); the paper's RN50 values by default."""
+
+    max_epochs: int = setting(120, ge=1)
+    batch_size: int = setting(64, ge=1)  # P x K
+    num_instances: int = setting(4, ge=1)  # K
+    # "exact": every epoch the same maximum number of batches (needed to split them over DDP
+    # ranks); "official": CLIP-ReID's draw, P identities among those with chunks left.
+    sampler: str = setting("exact", choices=("exact", "official"))
+    augmentation: AugmentationSettings = setting(default_factory=AugmentationSettings)
+    optimizer: EncoderOptimizer = setting(default_factory=EncoderOptimizer)
+    loss: EncoderLoss = setting(default_factory=EncoderLoss)
+    work_dir: str = "data/06_models/work/encoder_training"  # resumable state of a stopped run
+
+    def __post_init__(self) -> None:
+        if self.batch_size % self.num_instances:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of "
+                             f"num_instances ({self.num_instances}): a batch is P x K images.")
+
+
+class EncoderTrainingModule(L.LightningModule):
+    """Trains a ClipReidModel; logs the loss terms, i2t accuracy and (via a callback) the LR."""
+
+    def __init__(
+        self, model: ClipReidModel, text_features: Tensor, optim: EncoderOptimizer,
+        loss: EncoderLoss, use_cameras: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("text_features", text_features.detach().float().clone())
+        self.optim = optim
+        self.loss = loss
+        self.use_cameras = use_cameras
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        labels = batch["label"]
+        output = self.model(batch["image"], batch["camid"] if self.use_cameras else None)
+        i2t_logits = output.image_projection @ self.text_features.T
+        losses = encoder_training_loss(
+            output.logits, output.features, i2t_logits, labels, self.loss.weights,
+            self.loss.label_smoothing, self.loss.triplet_margin,
+        )
+        accuracy = (i2t_logits.argmax(1) == labels).float().mean()
+        logged = {name: value.detach() for name, value in losses.items()} | {"i2t_acc": accuracy}
+        self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=len(labels))
+        self.log("loss_epoch", losses["loss"].detach(), on_step=False, on_epoch=True,
+                 prog_bar=True, sync_dist=True, batch_size=len(labels), logger=False)
+        return losses["loss"]
+
+    def configure_optimizers(self):
+        weights, biases = [], []
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad:
+                (biases if name.endswith("bias") else weights).append(parameter)
+        groups = [
+            {"name": "weights", "params": weights, "lr": self.optim.base_lr,
+             "weight_decay": self.optim.weight_decay},
+            {"name": "biases", "params": biases,
+             "lr": self.optim.base_lr * self.optim.bias_lr_factor,
+             "weight_decay": self.optim.weight_decay_bias},
+        ]
+        optimizer = torch.optim.Adam(groups)
+
+        def multiplier(completed_epochs: int) -> float:
+            return warmup_multistep(
+                completed_epochs + 1, self.optim.warmup_epochs, self.optim.warmup_factor,
+                self.optim.milestones, self.optim.gamma,
+            )
+
+        scheduler = {"scheduler": LambdaLR(optimizer, multiplier), "interval": "epoch"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class IdentityBatchDataModule(L.LightningDataModule):
+    """P×K identity batches of the training split; each DDP rank gets whole batches.
+
+    ``sampler`` is the identity-picking policy of ``RandomIdentitySampler``: ``"exact"`` or the
+    official CLIP-ReID ``"official"`` (single device).
+    """
+
+    def __init__(
+        self, train_index: pd.DataFrame, transform, batch_size: int, num_instances: int,
+        seed: int, num_workers: int = 0, sampler: str = "exact",
+    ) -> None:
+        super().__init__()
+        self.train_index = train_index.reset_index(drop=True)
+        self.transform = transform
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.seed = seed
+        self.num_workers = num_workers
+        self.sampler = sampler
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        sampler = RandomIdentitySampler(
+            self.train_index["label"].tolist(), self.batch_size, self.num_instances, seed=self.seed,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0, policy=self.sampler,
+        )
+        return DataLoader(
+            ReidImageDataset(self.train_index, self.transform), batch_size=self.batch_size,
+            sampler=sampler, drop_last=True, num_workers=self.num_workers,
+            # Fresh workers each epoch, seeded from the (checkpointed) main random state: a
+            # resumed run then augments exactly as an uninterrupted one.
+            persistent_workers=False,
+        )
+
+
+def train_encoder(
+    train: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
+    model: ModelSettings, settings: EncoderTrainingSettings, trainer: TrainerSettings, seed: int,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Stage 2: fine-tune the CLIP image encoder of ``clip_backbone`` on the training split
+    against the stage-1 ``text_features``; return a self-describing checkpoint."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    features = text_features["features"]
+    num_classes = int(train["label"].max()) + 1
+    if features.shape[0] != num_classes:
+        raise ValueError(
+            f"text_features has {features.shape[0]} identities but the training split has "
+            f"{num_classes}: re-run prompt_learning on this image_index."
+        )
+    config = model.reid_config(num_classes, int(train["camid"].max()) + 1)
+    reid_model = ClipReidModel(config, load_clip_backbone(clip_backbone, config.clip)).train()
+    module = EncoderTrainingModule(reid_model, features, settings.optimizer, settings.loss,
+                                   use_cameras=config.num_cameras > 0)
+    data = IdentityBatchDataModule(train, model.train_transform(settings.augmentation),
+                                   settings.batch_size, settings.num_instances, seed,
+                                   trainer.num_workers, settings.sampler)
+    fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
+                   "trainer": trainer.to_dict(), "seed": seed, "num_images": len(train),
+                   "num_classes": num_classes,
+                   "text_features_sum": float(features.double().sum())}
+    result = fit_resumable(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
+                           max_epochs=settings.max_epochs, trainer=trainer,
+                           fingerprint=fingerprint, callbacks=callbacks)
+    mean, std = model.normalization()
+    return reid_checkpoint(module.model.eval(), normalization={"mean": mean, "std": std},
+                           final_metrics=result.metrics, epochs=result.epochs)

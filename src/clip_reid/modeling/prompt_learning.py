@@ -1,0 +1,316 @@
+"""Stage 1 of CLIP-ReID: learn identity-specific prompt context against a frozen CLIP.
+
+Image features are computed once (the image encoder never changes in this stage); each epoch
+shuffles them into batches, encodes the batch's identity prompts and pulls matching image and
+text features together with a symmetric supervised contrastive loss. Only the context is trained.
+
+Caption modes (for datasets with text): ``none`` (the paper), ``replace`` (a captioned image's
+text feature comes from its caption instead of the learnable prompt) and ``append`` (the
+learnable prompt followed by the caption).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader, Dataset
+
+from clip_reid.data.samplers import GraphSampler
+from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
+from clip_reid.modeling.clip_factory import ClipSpec, tokenizer_for
+from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
+from clip_reid.modeling.losses import prompt_learning_loss
+from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_learner import PromptLearner
+from clip_reid.modeling.reid_backbone import ReidImageEncoder
+from clip_reid.modeling.schedules import cosine_with_warmup
+from clip_reid.modeling.text_encoder import TextEncoder
+from clip_reid.modeling.trainer import TrainerSettings, fit_resumable
+from clip_reid.settings_base import Settings, setting
+
+logger = logging.getLogger(__name__)
+
+CAPTION_MODES = ("none", "replace", "append")
+SIMILARITIES = ("cosine", "dot")
+STAGE = "prompt_learning"
+
+
+@dataclass(frozen=True)
+class PromptLearningOptimizer(Settings):
+    """Adam on the context only, cosine schedule with linear warm-up (per epoch)."""
+
+    base_lr: float = setting(3.5e-4, gt=0.0)
+    weight_decay: float = setting(1e-4, ge=0.0)
+    warmup_epochs: int = setting(5, ge=0)
+    warmup_lr: float = setting(1e-5, gt=0.0)
+    min_lr: float = setting(1e-6, ge=0.0)
+
+
+@dataclass(frozen=True)
+class GraphSamplingSettings(Settings):
+    """Graph sampling (nearest-class batches) instead of random batches."""
+
+    enabled: bool = False
+    classes_per_batch: int = setting(16, ge=1)  # P: an anchor identity and its P-1 nearest
+    instances_per_class: int = setting(4, ge=1)  # K
+    similarity: str = setting("cosine", choices=SIMILARITIES)
+    refresh_every: int = setting(1, ge=1)  # rebuild the class graph every N epochs
+    start_epoch: int = setting(0, ge=0)  # random class groups before this epoch
+
+
+@dataclass(frozen=True)
+class PromptLearningSettings(Settings):
+    """The `prompt_learning` block (stage 1); the paper's RN50 values by default."""
+
+    max_epochs: int = setting(60, ge=1)
+    batch_size: int = setting(64, ge=1)
+    n_ctx: int = setting(4, ge=1)
+    class_word: str = "person"
+    caption_mode: str = setting("none", choices=CAPTION_MODES)
+    feature_batch_size: int = setting(64, ge=1)  # batch size of the one-off feature caching
+    optimizer: PromptLearningOptimizer = setting(default_factory=PromptLearningOptimizer)
+    graph_sampling: GraphSamplingSettings = setting(default_factory=GraphSamplingSettings)
+    work_dir: str = "data/06_models/work/prompt_learning"  # resumable state of a stopped run
+
+
+class CachedFeatures(Dataset):
+    """Cached image features with labels and, optionally, one caption token row per image."""
+
+    def __init__(self, features: Tensor, labels: Tensor, caption_tokens: Tensor | None) -> None:
+        self.features, self.labels = features, labels
+        # Rows of zeros mean "no caption" (a real token row always starts with the SOT token).
+        self.caption_tokens = caption_tokens
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        tokens = self.caption_tokens[index] if self.caption_tokens is not None else torch.zeros(0)
+        return self.features[index], self.labels[index], tokens
+
+
+class PromptLearningModule(L.LightningModule):
+    """Trains a PromptLearner so its text features match the identities' image features."""
+
+    def __init__(
+        self,
+        prompt_learner: PromptLearner,
+        text_encoder: TextEncoder,
+        optim: PromptLearningOptimizer,
+        max_epochs: int,
+        caption_mode: str = "none",
+    ) -> None:
+        super().__init__()
+        if caption_mode not in CAPTION_MODES:
+            raise ValueError(f"caption_mode must be one of {CAPTION_MODES}, got {caption_mode!r}.")
+        self.prompt_learner = prompt_learner
+        self.text_encoder = text_encoder.requires_grad_(False)
+        self.optim = optim
+        self.max_epochs = max_epochs
+        self.caption_mode = caption_mode
+
+    def class_text_features(self, labels: Tensor) -> Tensor:
+        """Text features of the identities ``labels`` from their learnable prompts alone."""
+        tokens = self.prompt_learner.tokenized_prompts.expand(len(labels), -1)
+        return self.text_encoder(self.prompt_learner(labels), tokens)
+
+    def batch_text_features(self, labels: Tensor, caption_tokens: Tensor) -> Tensor:
+        """Per-image text features under the caption mode (rows without caption use the prompt)."""
+        features = self.class_text_features(labels)
+        if self.caption_mode == "none" or caption_tokens.numel() == 0:
+            return features
+        has_caption = caption_tokens[:, 0] != 0
+        if not has_caption.any():
+            return features
+        tokens = caption_tokens[has_caption]
+        embeddings = self.text_encoder.token_embedding(tokens)
+        if self.caption_mode == "append":
+            captioned = self.text_encoder(
+                self.prompt_learner(labels[has_caption], embeddings), tokens
+            )
+        else:
+            captioned = self.text_encoder(embeddings, tokens)
+        return features.masked_scatter(has_caption[:, None], captioned.to(features.dtype))
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        image_features, labels, caption_tokens = batch
+        text_features = self.batch_text_features(labels, caption_tokens)
+        loss = prompt_learning_loss(image_features, text_features, labels)
+        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True,
+                 batch_size=len(labels))
+        return loss
+
+    @torch.no_grad()
+    def all_class_features(self, batch_size: int = 256) -> Tensor:
+        """Text features of every identity (the input of stage 2), in label order."""
+        labels = torch.arange(self.prompt_learner.num_classes, device=self.device)
+        return torch.cat([self.class_text_features(chunk) for chunk in labels.split(batch_size)])
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(
+            [self.prompt_learner.ctx], lr=self.optim.base_lr, weight_decay=self.optim.weight_decay
+        )
+
+        def multiplier(completed_epochs: int) -> float:
+            lr = cosine_with_warmup(
+                completed_epochs + 1, self.max_epochs, self.optim.base_lr,
+                self.optim.warmup_epochs, self.optim.warmup_lr, self.optim.min_lr,
+            )
+            return lr / self.optim.base_lr
+
+        scheduler = {"scheduler": LambdaLR(optimizer, multiplier), "interval": "epoch"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class GraphRefresh(Callback):
+    """Keeps a GraphSampler's class graph in step with the current text features."""
+
+    def __init__(self, sampler: GraphSampler, every_epochs: int, start_epoch: int) -> None:
+        self.sampler, self.every, self.start = sampler, max(1, every_epochs), start_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: PromptLearningModule) -> None:
+        self.sampler.set_epoch(trainer.current_epoch)
+        since_start = trainer.current_epoch - self.start
+        if since_start >= 0 and since_start % self.every == 0:
+            self.sampler.update_features(module.all_class_features().float().cpu())
+
+
+class CachedFeaturesDataModule(L.LightningDataModule):
+    """Batches of cached features: shuffled (a last partial batch kept, never an empty one),
+    or graph-sampled. ``generators`` and ``callbacks`` are what training must restore on
+    resume and run each epoch."""
+
+    def __init__(self, dataset: CachedFeatures, settings: PromptLearningSettings, seed: int
+                 ) -> None:
+        super().__init__()
+        self.dataset, self.batch_size = dataset, settings.batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.sampler: GraphSampler | None = None
+        self.callbacks: list[Callback] = []
+        graph = settings.graph_sampling
+        if graph.enabled:
+            # Until `start_epoch`, the class graph comes from random vectors: random P×K batches.
+            num_classes = int(dataset.labels.max()) + 1
+            random_features = torch.randn(num_classes, 8, generator=self.generator)
+            self.sampler = GraphSampler(random_features, dataset.labels.tolist(),
+                                        graph.classes_per_batch, graph.instances_per_class,
+                                        graph.similarity, seed=seed)
+            self.callbacks.append(GraphRefresh(self.sampler, graph.refresh_every,
+                                               graph.start_epoch))
+
+    @property
+    def generators(self) -> list[torch.Generator]:
+        return [self.generator]
+
+    def train_dataloader(self) -> DataLoader:
+        if self.sampler is not None:
+            return DataLoader(self.dataset, batch_sampler=self.sampler)
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
+                          drop_last=False, generator=self.generator)
+
+
+class ProjectionOnly(nn.Module):
+    """Stage 1 aligns text with the projected image feature (attention-pool or ViT proj)."""
+
+    def __init__(self, encoder: ReidImageEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, images: Tensor, camids: Tensor | None = None) -> Tensor:
+        return self.encoder(images, camids).projection
+
+
+def cache_train_features(
+    train: pd.DataFrame, clip_backbone: dict[str, Any], model: ModelSettings,
+    settings: PromptLearningSettings, device: torch.device, num_workers: int = 0,
+) -> dict[str, Any]:
+    """Image features of every training image, computed once with the frozen encoder."""
+    clip = load_clip_backbone(clip_backbone, model.clip)
+    encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride)
+    transform = model.eval_transform()
+    if model.clip.weights == "random" and not is_finetuned(clip_backbone):
+        recalibrate_batch_norm(encoder, train, transform, device=device)
+    features = extract_features(ProjectionOnly(encoder), train, transform,
+                                batch_size=settings.feature_batch_size, num_workers=num_workers,
+                                device=device, description="stage-1 features")
+    return {"features": features, "labels": torch.tensor(train["label"].to_numpy()),
+            "paths": train["path"].tolist()}
+
+
+def caption_tokens(
+    paths: list[str], captions: pd.DataFrame, mode: str, learner: PromptLearner,
+    text_encoder: TextEncoder, seed: int,
+) -> Tensor | None:
+    """One caption per image (chosen by seed when several), tokenised for the caption mode."""
+    if mode == "none":
+        return None
+    chosen = (captions.sample(frac=1.0, random_state=seed).drop_duplicates("path")
+              .set_index("path")["caption"])
+    texts = [chosen[path] if path in chosen.index else None for path in paths]
+    present = [i for i, text in enumerate(texts) if text is not None]
+    tokens = torch.zeros(len(paths), text_encoder.context_length, dtype=torch.long)
+    if present:
+        sentences = [texts[i] for i in present]
+        tokens[present] = (learner.caption_tokens(text_encoder, sentences) if mode == "append"
+                           else text_encoder.tokenize(sentences))
+    logger.info("Stage 1 caption mode %r: %d/%d training images have a caption", mode,
+                len(present), len(paths))
+    return tokens
+
+
+def prompt_learner_checkpoint(
+    learner: PromptLearner, spec: ClipSpec, caption_mode: str, caption_finetuned: bool,
+    final_loss: float,
+) -> dict[str, Any]:
+    """The stage-1 checkpoint: how to rebuild the learner, its weights, its last loss."""
+    return {
+        "config": {"clip": spec.to_dict(), "num_classes": learner.num_classes,
+                   "n_ctx": learner.n_ctx, "class_word": learner.class_word,
+                   "caption_mode": caption_mode, "caption_finetuned": caption_finetuned},
+        "state_dict": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
+        "final_loss": final_loss,
+    }
+
+
+def learn_prompts(
+    train_features: dict[str, Any], image_captions: pd.DataFrame, clip_backbone: dict[str, Any],
+    model: ModelSettings, settings: PromptLearningSettings, trainer: TrainerSettings, seed: int,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stage 1: learn the identity context on cached features; return the learner's
+    checkpoint and the text features of every identity (the input of stage 2)."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    clip = load_clip_backbone(clip_backbone, model.clip)
+    text_encoder = TextEncoder(clip, tokenizer_for(model.clip.arch))
+    labels = train_features["labels"]
+    num_classes = int(labels.max()) + 1
+    learner = PromptLearner(num_classes, text_encoder, settings.n_ctx, settings.class_word)
+    module = PromptLearningModule(learner, text_encoder, settings.optimizer, settings.max_epochs,
+                                  settings.caption_mode)
+    tokens = caption_tokens(train_features["paths"], image_captions, settings.caption_mode,
+                            learner, text_encoder, seed)
+    data = CachedFeaturesDataModule(CachedFeatures(train_features["features"], labels, tokens),
+                                    settings, seed)
+    fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
+                   "trainer": trainer.to_dict(), "seed": seed, "num_images": len(labels),
+                   "num_classes": num_classes}
+    result = fit_resumable(module.train(), data, stage=STAGE, work_dir=Path(settings.work_dir),
+                           max_epochs=settings.max_epochs, trainer=trainer,
+                           fingerprint=fingerprint, generators=data.generators,
+                           callbacks=[*data.callbacks, *callbacks])
+    module.eval()
+    checkpoint = prompt_learner_checkpoint(learner, model.clip, settings.caption_mode,
+                                           is_finetuned(clip_backbone),
+                                           result.metrics.get("loss", float("nan")))
+    text_features = module.all_class_features().float().cpu()
+    return checkpoint, {"features": text_features, "labels": torch.arange(num_classes)}

@@ -1,0 +1,38 @@
+"""kedro viz shows each stage as a collapsible modular pipeline and every dataset in a layer."""
+
+import json
+import subprocess
+import sys
+
+from builders import REPO_ROOT
+
+VIZ_JSON = """
+import json, sys
+from pathlib import Path
+from kedro_viz.api.rest.responses.pipelines import get_kedro_project_json_data
+from kedro_viz.server import load_and_populate_data
+load_and_populate_data(Path(sys.argv[1]))
+print("VIZ" + json.dumps(get_kedro_project_json_data("full")))
+"""
+STAGES = {"data_ingestion", "captions", "prompt_learning", "encoder_training", "evaluation",
+          "inference"}
+
+
+def test_full_is_drawn_as_stages_with_layers(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KEDRO_DISABLE_TELEMETRY": "true",
+           "PYTHONPATH": str(REPO_ROOT / "src"),
+           "CLIP_REID_MLFLOW_URI": f"sqlite:///{tmp_path / 'tracking.db'}"}
+    result = subprocess.run([sys.executable, "-c", VIZ_JSON, str(REPO_ROOT)], env=env,
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("VIZ")]
+    assert lines, result.stdout[-2000:] + result.stderr[-3000:]
+    graph = json.loads(lines[0][3:])
+    assert STAGES <= set(graph["modular_pipelines"])
+    root_children = {child["id"] for child in graph["modular_pipelines"]["__root__"]["children"]}
+    assert STAGES <= root_children
+    tasks = [node for node in graph["nodes"] if node["type"] == "task"]
+    assert all(node["modular_pipelines"] for node in tasks)  # no node left outside a stage
+    data = [node for node in graph["nodes"] if node["type"] == "data"]
+    assert [node["name"] for node in data if not node.get("layer")] == []
+    assert graph["layers"] == ["raw", "intermediate", "primary", "feature", "model_input",
+                               "models", "model_output", "reporting"]

@@ -115,6 +115,18 @@ def finish_work_dir(work_dir: Path) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
+class StageCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint for a stage's work folder.
+
+    That folder is never empty by design (the settings fingerprint, and on resume the
+    ``last.ckpt`` being resumed, which this callback then overwrites), so Lightning's "Checkpoint
+    directory ... exists and is not empty" notice would appear in every run and mean nothing.
+    """
+
+    def _ModelCheckpoint__warn_if_dir_not_empty(self, dirpath: Any) -> None:
+        return None
+
+
 def mlflow_logger(prefix: str) -> Logger | None:
     """Log into the MLflow run kedro-mlflow opened (if any), so all stages share one run."""
     run = mlflow.active_run()
@@ -137,7 +149,7 @@ def build_trainer(
     """A Trainer that checkpoints every epoch into ``work_dir`` and logs to MLflow."""
     loggers = [lg for lg in [mlflow_logger(stage)] if lg is not None]
     all_callbacks = [
-        ModelCheckpoint(dirpath=work_dir, filename=RESUME_FILE.removesuffix(".ckpt"),
+        StageCheckpoint(dirpath=work_dir, filename=RESUME_FILE.removesuffix(".ckpt"),
                         save_top_k=1, every_n_epochs=1, enable_version_counter=False),
         EpochProgress(work_dir),
         *(callbacks or []),

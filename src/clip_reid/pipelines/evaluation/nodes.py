@@ -54,8 +54,8 @@ def _embed(model: torch.nn.Module, frame: pd.DataFrame, transform, evaluation: d
         flip=evaluation.get("flip", False), dtype=evaluation.get("dtype", "fp32"),
         use_cameras=use_cameras, num_workers=evaluation.get("num_workers", 0), description=name,
     )
-    return {"features": features, "pids": torch.as_tensor(frame["pid"].to_numpy()),
-            "camids": torch.as_tensor(frame["camid"].to_numpy()), "paths": frame["path"].tolist()}
+    return {"features": features, "pids": torch.tensor(frame["pid"].to_numpy()),
+            "camids": torch.tensor(frame["camid"].to_numpy()), "paths": frame["path"].tolist()}
 
 
 def extract_query_gallery_features(

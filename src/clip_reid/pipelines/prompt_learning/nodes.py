@@ -68,7 +68,7 @@ def extract_train_image_features(
         batch_size=prompt_learning.get("feature_batch_size", 64),
         num_workers=prompt_learning.get("num_workers", 0), description="stage-1 features",
     )
-    return {"features": features, "labels": torch.as_tensor(train["label"].to_numpy()),
+    return {"features": features, "labels": torch.tensor(train["label"].to_numpy()),
             "paths": train["path"].tolist()}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from clip_reid.data.market import SPLIT_FOLDERS, check_layout
+from clip_reid.redaction import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def sha256_of(path: Path) -> str:
 def download_file(url: str, destination: Path, sha256: str | None, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``destination`` (temp file, verify, rename); reuse a verified copy."""
     destination = Path(destination)
+    shown = redact_text(url)  # messages must not carry credentials in the URL
     if destination.is_file() and (sha256 is None or sha256_of(destination) == sha256.lower()):
         logger.info("Using cached %s", destination)
         return destination
@@ -51,19 +53,19 @@ def download_file(url: str, destination: Path, sha256: str | None, timeout: floa
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         partial.unlink(missing_ok=True)
         raise DownloadError(
-            f"Could not download {url}: {error}. If this machine is offline, download the file "
+            f"Could not download {shown}: {error}. If this machine is offline, download the file "
             f"on a machine with internet access and place it at {destination}."
         ) from error
     actual = sha256_of(partial)
     if sha256 is None:
         logger.warning(
             "No SHA-256 given for %s; downloaded file has sha256=%s. Set it in the parameters "
-            "to verify future downloads.", url, actual,
+            "to verify future downloads.", shown, actual,
         )
     elif actual != sha256.lower():
         partial.unlink(missing_ok=True)
         raise DownloadError(
-            f"Checksum mismatch for {url}: expected sha256={sha256}, got {actual}. The file was "
+            f"Checksum mismatch for {shown}: expected sha256={sha256}, got {actual}. The file was "
             "deleted; check the URL and the published checksum."
         )
     partial.replace(destination)

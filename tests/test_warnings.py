@@ -137,7 +137,8 @@ def test_warning_records_parser_reads_rich_logs():
     )
     records = warning_records(log)
     assert len(records) == 2
-    assert unlisted(records) == ["WARNING  Replacing dataset 'dataset_metrics'  data_catalog.py:582"]
+    assert unlisted(records) == [
+        "WARNING  Replacing dataset 'dataset_metrics'  data_catalog.py:582"]
 
 
 def test_demo_ingestion_prints_no_unlisted_warning(tmp_path: Path):

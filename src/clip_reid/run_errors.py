@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 _CATALOG_WRAPPER = re.compile(r"^(?P<name>[\w.:-]+): ")
 _FILEPATH_IN_REPR = re.compile(r"filepath=\w*Path\('(?P<path>[^']+)'\)")
 _LOAD_FAILED = "Failed while loading data from dataset"  # AbstractDataset's load wrapper
+_UNKNOWN_PIPELINE = "Failed to find the pipeline named"  # KedroSession.run, a typo in --pipeline
 _OWN_PACKAGE = __name__.split(".")[0]
 # Registered pipelines that are not a stage of their own: never suggested as "the" producer.
 _AGGREGATES = frozenset({"__default__"})
@@ -56,6 +57,8 @@ def explain(
     if own is not None:
         where = f" in dataset `{dataset}`" if dataset else ""
         return f"{type(own).__name__}{where}: {own}"
+    if isinstance(error, ValueError) and str(error).startswith(_UNKNOWN_PIPELINE):
+        return str(error).strip()  # Kedro's message already lists the close matches
     if dataset is None:
         return None
     requested = (load_versions or {}).get(dataset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,30 @@ def kedro(project: Path, *args: str, timeout: float = 1800) -> subprocess.Comple
 
 def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
+
+
+# A log record as Kedro's RichHandler prints it: "[time] LEVEL message" or, within the same
+# second, the time column left blank; continuation lines are indented past the level column.
+_RECORD = re.compile(r"^(?:\[[^\]]*\]|\s{10,})\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s")
+# mlflow's own loggers print "2026/12/04 04:45:54 WARNING mlflow.pyfunc: message" on one line.
+_MLFLOW_RECORD = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+def warning_records(log: str) -> list[str]:
+    """The text of every WARNING record in a rich console log."""
+    records: list[list[str]] = []
+    level = None
+    for line in log.splitlines():
+        if match := _MLFLOW_RECORD.match(line):
+            level = None
+            if match[1] == "WARNING":
+                records.append([line])
+        elif match := _RECORD.match(line):
+            level = match[1]
+            if level == "WARNING":
+                records.append([line])
+        elif level == "WARNING" and line.startswith(" " * 20):
+            records[-1].append(line)
+        else:
+            level = None
+    return [" ".join(part.strip() for part in record) for record in records]

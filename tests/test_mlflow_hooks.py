@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from kedro_project import copy_project, kedro, kedro_command, kedro_env, output
+from kedro_project import (
+    copy_project,
+    kedro,
+    kedro_command,
+    kedro_env,
+    output,
+    warning_records,
+)
 from mlflow.tracking import MlflowClient
 
 from clip_reid.mlflow_hooks import (
@@ -132,8 +139,8 @@ def test_killed_run_is_marked_killed_by_the_next_run(killed_then_rerun):
     assert result.returncode == 0, output(result)[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'tracking.db'}")
     assert client.get_run(killed_id).info.status == "KILLED"
-    lines = [line for line in output(result).splitlines() if killed_id in line]
-    assert len(lines) == 1 and "marked KILLED" in lines[0]
+    [record] = [r for r in warning_records(output(result)) if killed_id in r]
+    assert "('full') was left RUNNING by process" in record and "marked KILLED" in record
 
 
 def test_run_is_tagged_and_records_no_credentials(killed_then_rerun):

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from kedro_project import copy_project, kedro, output
+from kedro_project import copy_project, kedro, output, warning_records
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from clip_reid import warning_filters
@@ -26,33 +26,15 @@ ACTIONABLE = {
 EXAMPLES = {
     r"register_new_resolver\(\) is deprecated": "register_new_resolver() is deprecated and will "
     "be removed in a future release.\nUse register_resolver() instead.",
-    r"(\x1b\[\d+m)?Add type hints to the `predict` method": "\x1b[33mAdd type hints to the "
+    r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method": "\x1b[33mAdd type hints to the "
     "`predict` method to enable data validation and automatic signature inference during model "
     "logging.\x1b[0m",
+    r"(\x1b\[[\d;]*m)?An input example was not provided when logging the model": "\x1b[1;33mAn "
+    "input example was not provided when logging the model. To ensure the model signature "
+    "functions correctly, specify the `input_example` parameter.\x1b[0m",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated": "`isinstance(treespec, LeafSpec)` is "
     "deprecated, use `isinstance(treespec, TreeSpec) and treespec.is_leaf()` instead.",
 }
-
-# A log record as Kedro's RichHandler prints it: "[time] LEVEL message" or, within the same
-# second, the time column left blank; continuation lines are indented past the level column.
-_RECORD = re.compile(r"^(?:\[[^\]]*\]|\s{10,})\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s")
-
-
-def warning_records(log: str) -> list[str]:
-    """The text of every WARNING record in a rich console log."""
-    records: list[list[str]] = []
-    level = None
-    for line in log.splitlines():
-        if match := _RECORD.match(line):
-            level = match[1]
-            if level == "WARNING":
-                records.append([line])
-        elif level == "WARNING" and line.startswith(" " * 20):
-            records[-1].append(line)
-        else:
-            level = None
-    return [" ".join(part.strip() for part in record) for record in records]
-
 
 def unlisted(records: list[str]) -> list[str]:
     return [r for r in records if not any(p.search(r) for p in ACTIONABLE.values())]
@@ -82,7 +64,7 @@ def test_known_warnings_are_dropped_where_logging_captures_them():
     warning_filters.install()
     captured = logging.getLogger("py.warnings")
     mlflow_text = warnings.formatwarning(
-        EXAMPLES[r"(\x1b\[\d+m)?Add type hints to the `predict` method"], UserWarning,
+        EXAMPLES[r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method"], UserWarning,
         "/site-packages/mlflow/pyfunc/utils/data_validation.py", 187)
     ours = warnings.formatwarning("Add type hints to the `predict` method", UserWarning,
                                   "/src/clip_reid/pipelines/inference/served_model.py", 3)
@@ -91,10 +73,29 @@ def test_known_warnings_are_dropped_where_logging_captures_them():
         record = captured.makeRecord("py.warnings", logging.WARNING, "x", 1, "%s", (text,), None)
         return captured.filter(record)
 
+    example_text = warnings.formatwarning(
+        EXAMPLES[r"(\x1b\[[\d;]*m)?An input example was not provided when logging the model"],
+        UserWarning, "/site-packages/mlflow/pyfunc/__init__.py", 3344)
     assert not kept(mlflow_text)
+    assert not kept(example_text)
     assert kept(ours)
     warning_filters.install()  # idempotent
     assert sum(isinstance(f, warning_filters._DropKnownWarnings) for f in captured.filters) == 1
+
+
+def test_known_log_records_are_dropped_from_their_logger_only():
+    warning_filters.install()
+    text = ("Passing a Python object as `python_model` causes it to be serialized using "
+            "CloudPickle, it requires exercising caution")
+
+    def kept(logger_name: str, message: str) -> bool:
+        logger = logging.getLogger(logger_name)
+        return logger.filter(logger.makeRecord(logger_name, logging.WARNING, "x", 1, message,
+                                               (), None))
+
+    assert not kept("mlflow.pyfunc", text)
+    assert kept("mlflow.pyfunc", "Something else went wrong")
+    assert kept("clip_reid.pipelines", text)
 
 
 def test_stage_checkpoint_expects_a_non_empty_work_folder(tmp_path: Path):
@@ -134,11 +135,14 @@ def test_warning_records_parser_reads_rich_logs():
         "                             deprecated.\n"
         "                    WARNING  Replacing dataset 'dataset_metrics'  data_catalog.py:582\n"
         "                    INFO     Kedro project clip_reid              session.py:329\n"
+        "2026/12/04 04:45:54 WARNING mlflow.pyfunc: Passing a Python object as `python_model`\n"
+        "2026/12/04 04:45:54 INFO mlflow.store.db.utils: Creating initial MLflow database\n"
     )
     records = warning_records(log)
-    assert len(records) == 2
+    assert len(records) == 3
     assert unlisted(records) == [
-        "WARNING  Replacing dataset 'dataset_metrics'  data_catalog.py:582"]
+        "WARNING  Replacing dataset 'dataset_metrics'  data_catalog.py:582",
+        "2026/12/04 04:45:54 WARNING mlflow.pyfunc: Passing a Python object as `python_model`"]
 
 
 def test_demo_ingestion_prints_no_unlisted_warning(tmp_path: Path):

@@ -29,8 +29,9 @@ class KnownWarning:
         """How ``logging.captureWarnings`` (on under Kedro's RichHandler) renders this warning:
         ``<path of the module>.py:<line>: <Category>: <message>``."""
         path = self.module.replace(r"\.", "/")
-        return re.compile(rf"(.*/)?{path}\.py:\d+: {self.category.__name__}: {self.message}",
-                          re.IGNORECASE)
+        return re.compile(
+            rf"(.*/)?{path}(/__init__)?\.py:\d+: {self.category.__name__}: {self.message}",
+            re.IGNORECASE)
 
 
 KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
@@ -54,10 +55,19 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
     # is what drops it.
     KnownWarning(
         UserWarning,
-        r"(\x1b\[\d+m)?Add type hints to the `predict` method",
+        r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method",
         r"mlflow\.pyfunc\.utils\.data_validation",
         "mlflow/mlflow#14235 (mlflow 2.20); KedroPipelineModel.predict unannotated in "
         "kedro-mlflow 2.0.3",
+    ),
+    # mlflow 3 advises an input_example with every logged model. The served model's signature is
+    # given explicitly (SERVED_SIGNATURE in pipelines/inference/served_model.py); an example
+    # would only make mlflow load and run the model once more while logging it.
+    KnownWarning(
+        UserWarning,
+        r"(\x1b\[[\d;]*m)?An input example was not provided when logging the model",
+        r"mlflow\.pyfunc",
+        "advisory of mlflow 3.17 (pyfunc.log_model), not a defect; signature set explicitly",
     ),
     # torch >= 2.10 deprecates constructing pytree.LeafSpec; lightning 2.6.6 still does so in
     # lightning.pytorch.utilities._pytree (Lightning-AI/pytorch-lightning#21326).
@@ -68,6 +78,39 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
         "Lightning-AI/pytorch-lightning#21326; still emitted by lightning 2.6.6 with torch 2.14",
     ),
 )
+
+
+@dataclass(frozen=True)
+class KnownLogRecord:
+    """A third-party log record (not a Python warning) that tells the user nothing to do."""
+
+    logger: str
+    message: str  # regex matched at the start of the record's message
+    upstream: str
+
+
+KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
+    # mlflow 3 logs this whenever a PythonModel object is logged. kedro-mlflow 2.0.3's
+    # pipeline_ml_factory can only log its KedroPipelineModel that way (no models-from-code
+    # path); the trust boundary it describes is stated in the README's security section.
+    KnownLogRecord(
+        "mlflow.pyfunc",
+        r"Passing a Python object as `python_model` causes it to be serialized using CloudPickle",
+        "mlflow 3 models-from-code advice; not offered by kedro-mlflow 2.0.3 pipeline_ml_factory",
+    ),
+)
+
+
+class _DropRecords(logging.Filter):
+    """Drops the known records of one logger."""
+
+    def __init__(self, patterns: list[re.Pattern[str]]) -> None:
+        super().__init__()
+        self.patterns = patterns
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(pattern.match(text) for pattern in self.patterns)
 
 
 class _DropKnownWarnings(logging.Filter):
@@ -97,3 +140,8 @@ def install() -> None:
     captured = logging.getLogger("py.warnings")
     if not any(isinstance(existing, _DropKnownWarnings) for existing in captured.filters):
         captured.addFilter(_DropKnownWarnings())
+    for name in {known.logger for known in KNOWN_LOG_RECORDS}:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, _DropRecords) for existing in target.filters):
+            patterns = [re.compile(k.message) for k in KNOWN_LOG_RECORDS if k.logger == name]
+            target.addFilter(_DropRecords(patterns))

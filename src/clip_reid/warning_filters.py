@@ -4,6 +4,7 @@ A warning a user of this project cannot act on (a library calling another librar
 API) drowns the ones they can. Each entry below names the category, a regex for the start of the
 message, the exact emitting module, and the upstream issue or version that removes it; anything
 else still reaches the console. Drop an entry when the pinned version that fixes it is installed.
+Third-party log records of the same kind (not Python warnings) are listed in KNOWN_LOG_RECORDS.
 ``tests/test_warnings.py`` fails on any warning a demo ingestion prints that is neither silenced
 here nor listed there as actionable.
 """

@@ -3,6 +3,10 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from clip_reid import warning_filters
+
+warning_filters.install()  # before the config loader and the hooks trigger the warnings it drops
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -13,5 +17,10 @@ CONFIG_LOADER_ARGS = {
 }
 
 from clip_reid.hooks import MlflowArtifactHook, ParameterValidationHook  # noqa: E402
+from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
 
-HOOKS = (ParameterValidationHook(), MlflowArtifactHook())
+# kedro-mlflow's hook runs as TrackedRunHook (redaction, run tags, killed runs marked), last in
+# HOOKS so that, like the plugin's own instance, it is called first (pluggy calls LIFO). The
+# parameter check is `tryfirst`: a bad parameter stops the run before an MLflow run opens.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+HOOKS = (ParameterValidationHook(), MlflowArtifactHook(), TrackedRunHook())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,13 +50,35 @@ def _register_tiny_configs() -> None:
 
 
 def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
+    """The bare architecture: its weights are loaded next, or random is what was asked for."""
     _register_tiny_configs()
     if arch not in open_clip.list_models():
         raise ValueError(
             f"Unknown CLIP architecture {arch!r}. Use RN50, ViT-B-16, tiny-rn, tiny-vit or "
             "another open_clip model name (open_clip.list_models())."
         )
-    return open_clip.create_model(arch, force_quick_gelu=arch in _QUICK_GELU_ARCHS, **kwargs)
+    with _no_weights_notice_dropped():
+        return open_clip.create_model(arch, force_quick_gelu=arch in _QUICK_GELU_ARCHS, **kwargs)
+
+
+class _NoWeightsNotice(logging.Filter):
+    """open_clip 3.3 logs "No pretrained weights loaded for model ..." (WARNING, root logger)
+    for every model built without a pretrained tag, which ``_create`` always does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.module == "factory" and "open_clip" in record.pathname
+                    and record.getMessage().startswith("No pretrained weights loaded"))
+
+
+@contextmanager
+def _no_weights_notice_dropped() -> Iterator[None]:
+    root = logging.getLogger()
+    notice = _NoWeightsNotice()
+    root.addFilter(notice)
+    try:
+        yield
+    finally:
+        root.removeFilter(notice)
 
 
 def load_clip(spec: ClipSpec) -> torch.nn.Module:

@@ -33,14 +33,14 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 def create_baseline_pipeline(**kwargs) -> Pipeline:
     """The same evaluation of the CLIP backbone before ReID training."""
+    # One namespaced pipeline: Kedro names the model `baseline.reid_model` itself (a dotted name
+    # written by hand in a Node triggers Kedro's "dataset names contain '.'" warning).
     baseline = Node(untrained_model,
                     ["image_index", "clip_backbone", "params:model", "params:trainer"],
-                    "baseline.reid_model",
-                    name="untrained_model")
-    evaluation = pipeline(
-        create_pipeline(),
+                    "reid_model", name="untrained_model")
+    return pipeline(
+        Pipeline([baseline]) + create_pipeline(),
         namespace="baseline",
-        inputs={"image_index"},
-        parameters={"params:evaluation", "params:trainer"},
+        inputs={"image_index", "clip_backbone"},
+        parameters={"params:evaluation", "params:model", "params:trainer"},
     )
-    return Pipeline([baseline]) + evaluation

@@ -1,0 +1,176 @@
+"""kedro-mlflow's hook, made safe and legible for this project's runs.
+
+``TrackedRunHook`` is kedro-mlflow 2.0.3's ``MlflowHook`` (registered in settings.py in place of
+the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additions:
+
+- credentials in URLs (``dataset.download.url``: ``user:password@``, ``?token=``) are redacted
+  in everything it records: node parameters (``MlflowHook._log_param``, the single place they
+  are logged, also as tags for long values) and the run tags made from Kedro's run parameters
+  (``runtime_params``, the ``--params`` of the command);
+- each run is tagged with what a reader filters by: ``pipeline``, ``env``, ``dataset``,
+  ``dataset_root``, ``backbone`` (the CLIP architecture) and ``backbone_weights``;
+- a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
+  RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
+  ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
+  process is gone as KILLED, with one log line each.
+
+Subclassing (rather than a second hook) is what makes the redaction reliable: kedro-mlflow logs
+parameters from the node inputs themselves, which another hook cannot change without changing
+what the node receives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
+from kedro.pipeline import Pipeline
+from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from clip_reid.redaction import redact
+
+logger = logging.getLogger(__name__)
+
+HOST_TAG = "clip_reid.host"
+BOOT_TAG = "clip_reid.boot_id"
+PID_TAG = "clip_reid.pid"
+PID_START_TAG = "clip_reid.pid_start"
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+class TrackedRunHook(MlflowHook):
+    """kedro-mlflow's MlflowHook + redaction, descriptive tags and cleanup of killed runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._params: dict[str, Any] = {}
+        self._env: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        super().after_context_created(context)
+        self._params = dict(context.params)
+        self._env = context.env or getattr(context.config_loader, "default_run_env", None)
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        super().before_pipeline_run(run_params=redact(run_params), pipeline=pipeline,
+                                    catalog=catalog)
+        if not self._is_mlflow_enabled:
+            return
+        mlflow.set_tags(run_tags(run_params, self._params, self._env) | process_tags())
+        client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+        experiment_id = mlflow.get_run(self.run_id).info.experiment_id
+        mark_killed_runs(client, experiment_id, current_run_id=self.run_id)
+
+    def _log_param(self, name: str, value: Any) -> None:
+        super()._log_param(name, redact(value))
+
+
+def run_tags(
+    run_params: Mapping[str, Any], params: Mapping[str, Any], env: str | None
+) -> dict[str, str]:
+    """What a run is, as tags: the pipeline, the environment, the dataset and the backbone."""
+    pipelines = run_params.get("pipeline_names") or ["__default__"]
+    dataset = params.get("dataset") or {}
+    clip = (params.get("model") or {}).get("clip") or {}
+    tags = {
+        "pipeline": "+".join(pipelines),
+        "env": env,
+        "dataset": dataset.get("name"),
+        "dataset_root": dataset.get("root"),
+        "backbone": clip.get("arch"),
+        "backbone_weights": clip.get("weights"),
+    }
+    return {key: redact(str(value)) for key, value in tags.items() if value is not None}
+
+
+def process_tags() -> dict[str, str]:
+    """Where this run's process lives, so a later run can tell whether it is still alive."""
+    pid = os.getpid()
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)}
+    if (start := _process_start(pid)) is not None:
+        tags[PID_START_TAG] = start
+    if (boot := _boot_id()) is not None:
+        tags[BOOT_TAG] = boot
+    return tags
+
+
+def mark_killed_runs(
+    client: MlflowClient, experiment_id: str, current_run_id: str | None = None
+) -> list[str]:
+    """Mark RUNNING runs started on this machine by a process that no longer exists as KILLED.
+
+    Runs from other machines are left alone (their processes cannot be checked from here).
+    Returns the ids of the runs marked.
+    """
+    host = socket.gethostname().replace("'", "")
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+    )
+    marked = []
+    for run in running:
+        if run.info.run_id == current_run_id or _process_alive(run.data.tags):
+            continue
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        logger.warning(
+            "MLflow run %s ('%s') was left RUNNING by process %s, which no longer exists on "
+            "this machine (killed?): marked KILLED.",
+            run.info.run_id, run.info.run_name, run.data.tags.get(PID_TAG),
+        )
+        marked.append(run.info.run_id)
+    return marked
+
+
+def _process_alive(tags: Mapping[str, str]) -> bool:
+    """Whether the process named in a run's tags still runs (the same process, not a new one
+    that reused its pid after it exited or after a reboot)."""
+    try:
+        pid = int(tags[PID_TAG])
+    except (KeyError, ValueError):
+        return True  # not recorded by this hook: cannot tell, leave it alone
+    boot = _boot_id()
+    if boot is not None and tags.get(BOOT_TAG) not in (None, boot):
+        return False  # the machine rebooted since
+    start = _process_start(pid)
+    if start is not None:
+        return tags.get(PID_START_TAG) in (None, start)
+    if Path("/proc/self/stat").exists():
+        return False  # /proc works here and has no such pid
+    try:
+        os.kill(pid, 0)  # no /proc (macOS): signal 0 only checks existence
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux ``/proc/<pid>/stat`` field
+    22), which tells a process from a later one that reused its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # fields after "pid (comm)" start at field 3
+
+
+def _boot_id() -> str | None:
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return None

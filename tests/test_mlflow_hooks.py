@@ -1,0 +1,162 @@
+"""MLflow records: credentials redacted, runs tagged, killed runs marked KILLED (#14, #16)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kedro_project import (
+    copy_project,
+    kedro,
+    kedro_command,
+    kedro_env,
+    output,
+    warning_records,
+)
+from mlflow.tracking import MlflowClient
+
+from clip_reid.mlflow_hooks import (
+    HOST_TAG,
+    PID_TAG,
+    mark_killed_runs,
+    process_tags,
+    run_tags,
+)
+from clip_reid.redaction import redact, redact_text
+
+SECRET_URL = "https://alice:s3cr3t-pw@example.org/market.zip?token=t0k3n-abc&v=2"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (SECRET_URL, "https://***@example.org/market.zip?token=***&v=2"),
+    ("s3://AKIA:SECRET@bucket/key", "s3://***@bucket/key"),
+    ("https://ghp_abc@github.com/x.zip", "https://***@github.com/x.zip"),
+    ("https://h/x.zip?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff00",
+     "https://h/x.zip?X-Amz-Credential=***&X-Amz-Signature=***"),
+    ("https://h/x.zip?sig=abc&api_key=k", "https://h/x.zip?sig=***&api_key=***"),
+    ("https://example.org/market.zip", "https://example.org/market.zip"),
+    ("data/01_raw/Market-1501 (user@host notes)", "data/01_raw/Market-1501 (user@host notes)"),
+])
+def test_redact_text(text, expected):
+    assert redact_text(text) == expected
+
+
+def test_redact_copies_nested_values_without_changing_them():
+    params = {"dataset": {"download": {"url": SECRET_URL, "sha256": None}}, "tags": ("a",),
+              "seeds": [1, 2]}
+    redacted = redact(params)
+    assert redacted["dataset"]["download"]["url"].startswith("https://***@")
+    assert redacted["tags"] == ("a",) and redacted["seeds"] == [1, 2]
+    assert params["dataset"]["download"]["url"] == SECRET_URL
+
+
+def test_run_tags_name_pipeline_env_dataset_backbone():
+    params = {"dataset": {"name": "market1501", "root": "data/01_raw/Market"},
+              "model": {"clip": {"arch": "RN50", "weights": "openai"}}}
+    assert run_tags({"pipeline_names": ["evaluation"]}, params, "market1501_rn50") == {
+        "pipeline": "evaluation", "env": "market1501_rn50", "dataset": "market1501",
+        "dataset_root": "data/01_raw/Market", "backbone": "RN50", "backbone_weights": "openai"}
+    assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+
+def test_mark_killed_runs_only_touches_dead_processes_of_this_machine(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("e")
+    here = process_tags()
+    dead, alive = _sleeper(), _sleeper()
+    runs = {}
+    for name, tags in {
+        "killed": {HOST_TAG: here[HOST_TAG], PID_TAG: str(dead.pid)},
+        "alive": {HOST_TAG: here[HOST_TAG], PID_TAG: str(alive.pid)},
+        "pid_reused": {**here, PID_TAG: str(alive.pid)},  # this pid, another start time
+        "other_machine": {HOST_TAG: "elsewhere", PID_TAG: str(dead.pid)},
+        "untagged": {},
+    }.items():
+        runs[name] = client.create_run(experiment, tags=tags, run_name=name).info.run_id
+    dead.kill()
+    dead.wait()
+    try:
+        marked = mark_killed_runs(client, experiment)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert sorted(marked) == sorted([runs["killed"], runs["pid_reused"]])
+    status = {name: client.get_run(run_id).info.status for name, run_id in runs.items()}
+    assert status == {"killed": "KILLED", "alive": "RUNNING", "pid_reused": "KILLED",
+                      "other_machine": "RUNNING", "untagged": "RUNNING"}
+
+
+def _runs(db: Path) -> list[tuple[str, str, str]]:
+    """(run id, status, pid tag) of every run in the tracking database (none before it exists)."""
+    try:
+        with sqlite3.connect(db) as connection:
+            return connection.execute(
+                "SELECT r.run_uuid, r.status, t.value FROM runs r LEFT JOIN tags t "
+                "ON t.run_uuid = r.run_uuid AND t.key = ?", (PID_TAG,)).fetchall()
+    except sqlite3.OperationalError:  # not created yet, or locked by the writer
+        return []
+
+
+@pytest.fixture(scope="module")
+def killed_then_rerun(tmp_path_factory):
+    """A `full` run killed with SIGKILL once tracked, then an ingestion run with a secret URL."""
+    project = copy_project(tmp_path_factory.mktemp("tracked"))
+    db = project / "tracking.db"
+    victim = subprocess.Popen(kedro_command("run", "--pipelines", "full", "--env", "e2e"),
+                              cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 1500
+    try:
+        while not any(status == "RUNNING" and pid == str(victim.pid)
+                      for _, status, pid in _runs(db)):
+            assert victim.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "the run never showed up in MLflow"
+            time.sleep(0.5)
+        os.kill(victim.pid, signal.SIGKILL)
+    finally:
+        victim.kill()
+        victim.wait()
+    [(killed_id, status, _)] = _runs(db)
+    assert status == "RUNNING"  # what a SIGKILL leaves behind
+    result = kedro(project, "run", "--pipelines", "data_ingestion", "--env", "e2e",
+                   "--params", f"dataset.download.url={SECRET_URL}")
+    return project, killed_id, result
+
+
+def test_killed_run_is_marked_killed_by_the_next_run(killed_then_rerun):
+    project, killed_id, result = killed_then_rerun
+    assert result.returncode == 0, output(result)[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'tracking.db'}")
+    assert client.get_run(killed_id).info.status == "KILLED"
+    [record] = [r for r in warning_records(output(result)) if killed_id in r]
+    assert "('full') was left RUNNING by process" in record and "marked KILLED" in record
+
+
+def test_run_is_tagged_and_records_no_credentials(killed_then_rerun):
+    project, killed_id, result = killed_then_rerun
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'tracking.db'}")
+    [run] = [r for r in client.search_runs(client.get_experiment_by_name("clip_reid").experiment_id)
+             if r.info.run_id != killed_id]
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert {key: tags[key] for key in ("pipeline", "env", "dataset", "backbone")} == {
+        "pipeline": "data_ingestion", "env": "e2e", "dataset": "demo", "backbone": "tiny-rn"}
+    assert tags["dataset_root"] == "data/01_raw/demo_market"
+    assert tags[HOST_TAG] == socket.gethostname()
+    url = "https://***@example.org/market.zip?token=***&v=2"
+    assert run.data.params["dataset.download.url"] == url
+    assert url in tags["runtime_params"]
+    with sqlite3.connect(project / "tracking.db") as connection:
+        dump = "\n".join(connection.iterdump())
+    assert "s3cr3t" not in dump and "t0k3n" not in dump

@@ -3,8 +3,9 @@ import pytest
 import torch
 from builders import run_pipeline
 
-from clip_reid.modeling import ClipSpec, load_reid_model
+from clip_reid.modeling import ClipSpec, load_clip, load_reid_model
 from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.text_tower import load_text_tower
 from clip_reid.pipelines import encoder_training, prompt_learning
 
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
@@ -66,6 +67,10 @@ def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_ind
     model = load_reid_model(first)
     assert model(torch.randn(2, 3, 64, 32)).shape == (2, 640)
     assert first["config"]["num_classes"] == 8
+    stored = first["text_tower"]["state_dict"]  # the backbone's frozen text tower, for text search
+    backbone = load_clip(ClipSpec(**tiny_params["model"]["clip"]))
+    assert all(torch.equal(stored[k], v) for k, v in backbone.state_dict().items() if k in stored)
+    assert set(stored) == set(load_text_tower(first).state_dict())
 
 
 def test_encoder_training_rejects_text_features_of_another_split(tiny_index, tiny_params):

@@ -18,6 +18,7 @@ from clip_reid.modeling.stage2 import (
     IdentityBatchDataModule,
     Stage2Optimisation,
 )
+from clip_reid.modeling.text_tower import text_tower_state
 from clip_reid.modeling.trainer import (
     build_trainer,
     epochs_completed,
@@ -82,7 +83,8 @@ def train_reid_model(
     metrics = {k: float(v) for k, v in fit.callback_metrics.items() if v.numel() == 1}
     mean, std = normalization(model)
     return reid_checkpoint(module.model.eval(), final_metrics=metrics, epochs=epochs,
-                           normalization={"mean": mean, "std": std})
+                           normalization={"mean": mean, "std": std},
+                           text_tower=text_tower_state(clip))
 
 
 def export_reid_model_onnx(reid_model: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:

@@ -15,6 +15,7 @@ from clip_reid.pipelines import (
     evaluation,
     inference,
     prompt_learning,
+    text_search,
 )
 
 STAGES = ("data_ingestion", "captions", "prompt_learning", "encoder_training", "evaluation")
@@ -42,4 +43,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["__default__"] = pipelines["full"]
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
     pipelines["inference"] = _stage("inference", inference.create_pipeline())
+    pipelines["text_search"] = text_search.create_pipeline()
     return pipelines

@@ -11,19 +11,24 @@ from torch import nn
 from clip_reid.data.transforms import normalization_for
 from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip, reid_checkpoint
 from clip_reid.modeling.onnx_export import export_onnx
+from clip_reid.modeling.text_tower import text_tower_state
 
 IMAGE_SIZE = (64, 32)
 
 
 def tiny_checkpoint(arch: str = "tiny-rn", image_size: tuple[int, int] = IMAGE_SIZE,
-                    num_cameras: int = 0, seed: int = 0) -> dict[str, Any]:
-    """A random tiny ReID model as the encoder_training pipeline saves it."""
+                    num_cameras: int = 0, seed: int = 0, neck_feat: str = "before",
+                    with_text: bool = True) -> dict[str, Any]:
+    """A random tiny ReID model as the encoder_training pipeline saves it (``with_text=False``:
+    as it saved it before the text tower was stored)."""
     config = ReidConfig(clip=ClipSpec(arch, seed=seed), num_classes=5, image_size=image_size,
-                        num_cameras=num_cameras)
-    model = ClipReidModel(config, load_clip(config.clip))
+                        num_cameras=num_cameras, neck_feat=neck_feat)
+    clip = load_clip(config.clip)
+    model = ClipReidModel(config, clip)
     _calibrate_batch_norm(model, seed)
     mean, std = normalization_for(arch)
-    return reid_checkpoint(model, normalization={"mean": mean, "std": std})
+    text = {"text_tower": text_tower_state(clip)} if with_text else {}
+    return reid_checkpoint(model, normalization={"mean": mean, "std": std}, **text)
 
 
 def _calibrate_batch_norm(model: ClipReidModel, seed: int) -> None:

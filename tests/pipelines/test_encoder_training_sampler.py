@@ -1,5 +1,6 @@
 """encoder_training.sampler reaches the stage-2 P×K sampler (exact by default, or official)."""
 
+import pandas as pd
 import pytest
 import torch
 from builders import run_pipeline
@@ -30,6 +31,7 @@ def test_the_sampler_parameter_chooses_the_identity_policy(
     tiny_params["encoder_training"]["max_epochs"] = 1
     text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
     inputs = {"image_index": tiny_index, "text_features": text, "params:seed": 0,
+              "image_captions": pd.DataFrame(columns=["path", "pid", "caption", "source"]),
               "clip_backbone": clip_backbone_checkpoint(ClipSpec(**tiny_params["model"]["clip"])),
               **{f"params:{k}": v for k, v in tiny_params.items()}}
     run_pipeline(encoder_training.create_pipeline(), inputs)

@@ -7,6 +7,7 @@ from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipe
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 
 matplotlib.use("Agg")
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
 @pytest.fixture
@@ -19,6 +20,7 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": evaluation_params,
                                            "params:trainer": tiny_params["trainer"]})
     printed = capsys.readouterr().out
@@ -41,10 +43,12 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                             "params:evaluation": evaluation_params,
+                                             "image_captions": NO_CAPTIONS,
+                                           "params:evaluation": evaluation_params,
                                            "params:trainer": tiny_params["trainer"]})
     faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": faiss,
                                            "params:trainer": tiny_params["trainer"]})
     assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
@@ -55,6 +59,7 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
     rerank = dict(evaluation_params, rerank=dict(evaluation_params["rerank"], enabled=True,
                                                  k1=5, k2=2))
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": rerank,
                                            "params:trainer": tiny_params["trainer"]})
     assert 0.0 <= out["evaluation_metrics"]["mAP"] <= 1.0
@@ -65,7 +70,8 @@ def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_par
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
         "clip_backbone": tiny_backbone,
-        "params:evaluation": evaluation_params,
+        "image_captions": NO_CAPTIONS,
+                                           "params:evaluation": evaluation_params,
                                            "params:trainer": tiny_params["trainer"]})
     assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
     assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0

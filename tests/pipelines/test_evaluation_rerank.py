@@ -1,6 +1,7 @@
 """evaluation.rerank.normalize reaches re-ranking: features L2-normalised by default, raw if off."""
 
 import matplotlib
+import pandas as pd
 import pytest
 from builders import base_parameters, run_pipeline
 
@@ -10,6 +11,7 @@ from clip_reid.pipelines.evaluation import create_pipeline
 from clip_reid.pipelines.evaluation import nodes as evaluation_nodes
 
 matplotlib.use("Agg")
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
 @pytest.mark.parametrize("normalize", [None, True, False])
@@ -33,5 +35,6 @@ def test_the_evaluation_rerank_block_is_passed_through(
                                                   tiny_params["trainer"])
     run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
                                      "params:evaluation": dict(evaluation, rerank=rerank),
+                                     "image_captions": NO_CAPTIONS,
                                      "params:trainer": tiny_params["trainer"]})
     assert [call["normalize"] for call in calls] == [normalize is not False]

@@ -1,8 +1,10 @@
-"""Inference on new images without Kedro: image decoding, feature extraction (PyTorch or ONNX)
-and an incremental, labelled gallery for open-set identification."""
+"""Inference on new images without Kedro: image decoding, feature extraction (PyTorch or ONNX),
+text queries, and an incremental, labelled gallery for open-set identification."""
 
 from clip_reid.inference.extractor import FeatureExtractor
 from clip_reid.inference.gallery import GalleryIndex
 from clip_reid.inference.images import InvalidImageError, decode_image
+from clip_reid.inference.text_queries import InvalidTextError
 
-__all__ = ["FeatureExtractor", "GalleryIndex", "InvalidImageError", "decode_image"]
+__all__ = ["FeatureExtractor", "GalleryIndex", "InvalidImageError", "InvalidTextError",
+           "decode_image"]

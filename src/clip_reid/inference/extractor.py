@@ -15,7 +15,9 @@ from clip_reid.data.transforms import build_test_transform
 from clip_reid.inference.fingerprint import model_fingerprint
 from clip_reid.inference.images import decode_image
 from clip_reid.inference.onnx_runner import OnnxRunner
-from clip_reid.modeling import ClipReidModel, ReidConfig, load_reid_model
+from clip_reid.inference.text_queries import checked_sentences
+from clip_reid.modeling import ClipReidModel, ReidConfig, TextEncoder, load_reid_model
+from clip_reid.modeling.text_tower import encode_tokens, has_text_tower, load_text_tower
 
 BACKENDS = ("torch", "onnx")
 
@@ -43,12 +45,14 @@ class FeatureExtractor:
         norm = checkpoint["normalization"]
         self._transform = build_test_transform(self._config.image_size, norm["mean"], norm["std"])
         self._feature_dim = _feature_dim(checkpoint["state_dict"])
+        self._projection_dim = int(checkpoint["state_dict"]["bottleneck_proj.weight"].numel())
         self._checkpoint = checkpoint  # for the fingerprint, hashed only when asked for
         self._fingerprint: str | None = None
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.backend = backend
         self._model: ClipReidModel | None = None
+        self._text_encoder: TextEncoder | None = None
         self._onnx: OnnxRunner | None = None
         if backend == "onnx":
             self._onnx = OnnxRunner(onnx_model, self._config, self._feature_dim, onnx_threads)
@@ -62,6 +66,17 @@ class FeatureExtractor:
     @property
     def feature_dim(self) -> int:
         return self._feature_dim
+
+    @property
+    def projection_dim(self) -> int:
+        """Width of the image projection: the LAST ``projection_dim`` columns of the test feature,
+        and the width of :meth:`encode_text` features."""
+        return self._projection_dim
+
+    @property
+    def supports_text(self) -> bool:
+        """Whether the checkpoint stores the text tower that :meth:`encode_text` needs."""
+        return has_text_tower(self._checkpoint)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -90,6 +105,47 @@ class FeatureExtractor:
             batch_cams = None if cameras is None else cameras[start:start + self.batch_size]
             chunks.append(self._forward(batch, batch_cams))
         return torch.cat(chunks)
+
+    def encode_text(self, sentences: Sequence[str], truncate: bool = False,
+                    names: Sequence[str] | None = None) -> np.ndarray:
+        """(n, projection_dim) float32 L2-normalised features of ``sentences``, for text-to-image
+        search (:meth:`GalleryIndex.search_text`).
+
+        They live in the space of the image PROJECTION feature, the one stage 2 aligns with the
+        text tower (its i2t loss scores the projection against CLIP text features). The test
+        feature ``__call__`` returns is concat(final, projection), so that space is its last
+        :attr:`projection_dim` columns (e.g. 1024 of 3072 for RN50, 512 of 1280 for ViT-B/16);
+        compare after L2-normalising that slice (cosine). The final feature has no text
+        counterpart. The text tower is the frozen CLIP text encoder the model was trained with
+        (caption-tuned when caption fine-tuning was on), stored in the checkpoint.
+
+        Raises ``InvalidTextError`` (a ValueError) for a non-string, an empty sentence, or one
+        longer than the context (77 tokens for CLIP, of which 75 are text) unless ``truncate``,
+        which keeps the first 75 tokens as CLIP does; ``MissingTextTowerError`` for checkpoints
+        trained before the text tower was stored. ``names`` label the sentences in those
+        messages (default: their position).
+        """
+        if self._config.neck_feat != "before":
+            raise ValueError(
+                "Text search compares text with the image projection, but this model's test "
+                f"feature is taken {self._config.neck_feat!r} its BN necks, which moves it out of "
+                "the text space. Use a model trained with model.neck_feat: before (the default)."
+            )
+        encoder = self._text_tower()
+        items = checked_sentences(sentences, encoder.tokenizer.encode, encoder.context_length,
+                                  truncate, names)
+        chunks = [
+            encode_tokens(encoder, encoder.tokenize(items[start:start + self.batch_size]))
+            for start in range(0, len(items), self.batch_size)
+        ]
+        features = torch.nn.functional.normalize(torch.cat(chunks).float().cpu(), dim=1)
+        return features.numpy().astype(np.float32, copy=False)
+
+    def _text_tower(self) -> TextEncoder:
+        """Built on first use: image-only callers never pay for the text tower."""
+        if self._text_encoder is None:
+            self._text_encoder = load_text_tower(self._checkpoint).to(self.device)
+        return self._text_encoder
 
     @torch.inference_mode()
     def _forward(self, images: torch.Tensor, camids: torch.Tensor | None) -> torch.Tensor:

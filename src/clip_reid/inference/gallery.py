@@ -40,6 +40,7 @@ class GalleryIndex:
         self._paths: list[str] = []
         self._pids: list[int] = []
         self._camids: list[int] = []
+        self._text_index: FaissGalleryIndex | None = None  # projection slice, built on demand
 
     @property
     def dim(self) -> int:
@@ -117,10 +118,40 @@ class GalleryIndex:
             )
         queries = self._checked_features(features, "query features")
         distances, rows = self._index.search(queries, k)
+        return self._result_frame(distances, rows, threshold)
+
+    def search_text(self, text_features: Any, k: int = 10,
+                    threshold: float | None = None) -> pd.DataFrame:
+        """Text-to-image search: ``text_features`` from ``FeatureExtractor.encode_text`` of the
+        model that embedded the gallery, compared by cosine with the image PROJECTION part of the
+        gallery features (their last columns, as many as the text features have: the test feature is
+        concat(final, projection)). Same frame as :meth:`search`; distance = 1 - cosine
+        similarity whatever the gallery's metric, and ``threshold`` (None = every answer known)
+        is on that scale, which differs from image-to-image distances."""
+        if len(self) == 0:
+            raise ValueError("the gallery is empty: add images before searching it with text.")
+        queries = as_feature_matrix(text_features, "text features")
+        width = queries.shape[1]
+        if not 0 < width < self.dim:
+            raise ValueError(
+                f"The text features are {width}-d but the gallery holds {self.dim}-d "
+                "concat(final, projection) features: embed the text with encode_text of the "
+                "FeatureExtractor (checkpoint) that built this gallery."
+            )
+        index = self._text_index
+        if index is None or index.dim != width:
+            index = self._text_index = FaissGalleryIndex(width, "cosine")
+        if len(index) < len(self):  # the gallery only grows: index the rows added since
+            index.add(self._features[len(index):, -width:])
+        distances, rows = index.search(queries, k)
+        return self._result_frame(distances, rows, threshold)
+
+    def _result_frame(self, distances: np.ndarray, rows: np.ndarray,
+                      threshold: float | None) -> pd.DataFrame:
         pids = np.asarray(self._pids, dtype=np.int64)[rows]
         top1_pids, top1_distances = pids[:, 0], distances[:, 0]
         if threshold is None:
-            predicted, known = top1_pids, np.ones(len(queries), dtype=bool)
+            predicted, known = top1_pids, np.ones(len(rows), dtype=bool)
         else:
             predicted = label_or_unknown(top1_pids, top1_distances, threshold)
             known = ~unknown_threshold(top1_distances, threshold)

@@ -41,6 +41,16 @@ class RerankSettings(Settings):
 
 
 @dataclass(frozen=True)
+class TextRetrievalSettings(Settings):
+    """Text -> image retrieval: test identities' sentences as queries over the gallery."""
+
+    enabled: bool = True
+    sources: tuple[str, ...] | None = ("attributes",)  # caption sources; null = every source
+    truncate: bool = True  # sentences over 75 BPE tokens keep their first 75 (as CLIP does)
+    chance_repeats: int = setting(10, ge=1)  # random rankings averaged for the chance level
+
+
+@dataclass(frozen=True)
 class EvaluationSettings(Settings):
     """The `evaluation` block."""
 
@@ -56,6 +66,7 @@ class EvaluationSettings(Settings):
     top_k: int = setting(10, ge=1)  # gallery items listed per query (predictions, figure)
     ranked_queries: int = setting(4, ge=1)  # worst and best queries drawn in the figure
     device: str | None = None  # feature extraction device; None = the trainer's accelerator
+    text_retrieval: TextRetrievalSettings = setting(default_factory=TextRetrievalSettings)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.reid_model import ClipReidModel, load_reid_model, reid_checkpoint
+from clip_reid.modeling.text_tower import text_tower_state
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,12 @@ def untrained_checkpoint(
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     train = select_split(image_index, "train")
     config = model.reid_config(max(int(train["label"].max()) + 1, 1), 0)
-    reid_model = ClipReidModel(config, load_clip_backbone(clip_backbone, config.clip))
+    clip = load_clip_backbone(clip_backbone, config.clip)
+    reid_model = ClipReidModel(config, clip)
     # Random BN statistics would collapse every feature (a tuned backbone has trained ones).
     if config.clip.weights == "random" and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(reid_model.image_encoder, train, model.eval_transform(),
                                device=device)
     mean, std = model.normalization()
-    return reid_checkpoint(reid_model.eval().cpu(), normalization={"mean": mean, "std": std})
+    return reid_checkpoint(reid_model.eval().cpu(), normalization={"mean": mean, "std": std},
+                           text_tower=text_tower_state(clip))

@@ -6,6 +6,7 @@ training image is classified against them (the i2t term), next to the usual ReID
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,18 @@ from torch.utils.data import DataLoader
 from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.modeling.backbone import load_clip_backbone
+from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_caption_features
+from clip_reid.modeling.clip_factory import tokenizer_for
 from clip_reid.modeling.losses import EncoderLossWeights, encoder_training_loss
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
 from clip_reid.modeling.reid_model import ClipReidModel, reid_checkpoint
 from clip_reid.modeling.schedules import warmup_multistep
+from clip_reid.modeling.text_encoder import TextEncoder
+from clip_reid.modeling.text_tower import text_tower_state
 from clip_reid.modeling.trainer import TrainerSettings, fit_resumable
 from clip_reid.settings_base import Settings, setting
+
+logger = logging.getLogger(__name__)
 
 STAGE = "encoder_training"
 
@@ -53,6 +60,7 @@ class EncoderLoss(Settings):
     weights: EncoderLossWeights = setting(default_factory=EncoderLossWeights)
     label_smoothing: float = setting(0.1, ge=0.0, lt=1.0)
     triplet_margin: float = setting(0.3, ge=0.0)
+    caption_temperature: float = setting(0.07, gt=0.0)  # of the optional caption term
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,20 @@ class EncoderTrainingModule(L.LightningModule):
     def __init__(
         self, model: ClipReidModel, text_features: Tensor, optim: EncoderOptimizer,
         loss: EncoderLoss, use_cameras: bool = False,
+        caption_features: tuple[Tensor, Tensor] | None = None,
     ) -> None:
+        """``caption_features``: (per training-image caption feature, has-caption mask), rows
+        in training-index order; needed when the caption loss weight is positive."""
         super().__init__()
         self.model = model
         self.register_buffer("text_features", text_features.detach().float().clone())
         self.optim = optim
         self.loss = loss
         self.use_cameras = use_cameras
+        if loss.weights.caption > 0 and caption_features is None:
+            raise ValueError("encoder_training.loss.weights.caption > 0 needs the training "
+                             "images' caption features.")
+        self.caption_features = caption_features
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         labels = batch["label"]
@@ -98,12 +113,27 @@ class EncoderTrainingModule(L.LightningModule):
             output.logits, output.features, i2t_logits, labels, self.loss.weights,
             self.loss.label_smoothing, self.loss.triplet_margin,
         )
+        if self.loss.weights.caption > 0:
+            caption = self._caption_loss(output.image_projection, labels, batch["index"])
+            losses["caption_loss"] = caption
+            losses["loss"] = losses["loss"] + self.loss.weights.caption * caption
         accuracy = (i2t_logits.argmax(1) == labels).float().mean()
         logged = {name: value.detach() for name, value in losses.items()} | {"i2t_acc": accuracy}
         self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=len(labels))
         self.log("loss_epoch", losses["loss"].detach(), on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True, batch_size=len(labels), logger=False)
         return losses["loss"]
+
+    def _caption_loss(self, projection: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
+        features, has_caption = self.caption_features
+        rows = rows.cpu()
+        keep = has_caption[rows]
+        if not keep.any():
+            return projection.sum() * 0.0  # no captioned image in this batch
+        targets = features[rows[keep]].to(projection.device, projection.dtype)
+        mask = keep.to(projection.device)
+        return caption_alignment_loss(projection[mask], targets, labels[mask],
+                                      self.loss.caption_temperature)
 
     def configure_optimizers(self):
         weights, biases = [], []
@@ -168,10 +198,11 @@ class IdentityBatchDataModule(L.LightningDataModule):
 def train_encoder(
     train: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
     model: ModelSettings, settings: EncoderTrainingSettings, trainer: TrainerSettings, seed: int,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] = (), image_captions: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Stage 2: fine-tune the CLIP image encoder of ``clip_backbone`` on the training split
-    against the stage-1 ``text_features``; return a self-describing checkpoint."""
+    against the stage-1 ``text_features``; return a self-describing checkpoint (with CLIP's
+    text tower, for text queries). ``image_captions`` feed the optional caption term."""
     L.seed_everything(seed, workers=True, verbose=False)
     features = text_features["features"]
     num_classes = int(train["label"].max()) + 1
@@ -181,9 +212,13 @@ def train_encoder(
             f"{num_classes}: re-run prompt_learning on this image_index."
         )
     config = model.reid_config(num_classes, int(train["camid"].max()) + 1)
-    reid_model = ClipReidModel(config, load_clip_backbone(clip_backbone, config.clip)).train()
+    clip = load_clip_backbone(clip_backbone, config.clip)
+    reid_model = ClipReidModel(config, clip).train()
+    captions = None
+    if settings.loss.weights.caption > 0:
+        captions = training_caption_features(clip, config.clip.arch, train, image_captions)
     module = EncoderTrainingModule(reid_model, features, settings.optimizer, settings.loss,
-                                   use_cameras=config.num_cameras > 0)
+                                   use_cameras=config.num_cameras > 0, caption_features=captions)
     data = IdentityBatchDataModule(train, model.train_transform(settings.augmentation),
                                    settings.batch_size, settings.num_instances, seed,
                                    trainer.num_workers, settings.sampler)
@@ -196,4 +231,22 @@ def train_encoder(
                            fingerprint=fingerprint, callbacks=callbacks)
     mean, std = model.normalization()
     return reid_checkpoint(module.model.eval(), normalization={"mean": mean, "std": std},
-                           final_metrics=result.metrics, epochs=result.epochs)
+                           final_metrics=result.metrics, epochs=result.epochs,
+                           text_tower=text_tower_state(clip))
+
+
+def training_caption_features(clip, arch: str, train: pd.DataFrame,
+                              image_captions: pd.DataFrame | None) -> tuple[Tensor, Tensor]:
+    """Training images' caption features (training captions only: no test text leaks in)."""
+    if image_captions is None:
+        image_captions = pd.DataFrame(columns=["path", "caption"])
+    features, has_caption = image_caption_features(
+        TextEncoder(clip, tokenizer_for(arch)).eval(), train["path"].tolist(), image_captions)
+    if not has_caption.any():
+        raise ValueError(
+            "encoder_training.loss.weights.caption > 0 but no training image has a caption: "
+            "configure captions.sources, or set the caption weight to 0."
+        )
+    logger.info("Caption alignment: %d of %d training images have captions.",
+                int(has_caption.sum()), len(train))
+    return features, has_caption

@@ -22,6 +22,7 @@ from clip_reid.modeling.prompt_learning import PromptLearningSettings
 from clip_reid.modeling.trainer import TrainerSettings, check_work_dir
 from clip_reid.pipelines.captions.settings import CaptionsSettings
 from clip_reid.pipelines.inference.settings import InferenceSettings
+from clip_reid.pipelines.text_search.settings import TextSearchSettings
 from clip_reid.settings_base import Locator, Settings, SettingsError
 
 SECTIONS: dict[str, type[Settings]] = {
@@ -35,6 +36,7 @@ SECTIONS: dict[str, type[Settings]] = {
     "encoder_training": EncoderTrainingSettings,
     "evaluation": EvaluationSettings,
     "inference": InferenceSettings,
+    "text_search": TextSearchSettings,
 }
 TRAINING_STAGES = ("caption_finetune", "prompt_learning", "encoder_training")
 

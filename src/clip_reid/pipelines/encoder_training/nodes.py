@@ -19,14 +19,15 @@ logger = logging.getLogger(__name__)
 
 def train_reid_model(
     image_index: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
-    model: dict[str, Any], encoder_training: dict[str, Any], trainer: dict[str, Any], seed: int,
+    image_captions: pd.DataFrame, model: dict[str, Any], encoder_training: dict[str, Any],
+    trainer: dict[str, Any], seed: int,
 ) -> dict[str, Any]:
     """Stage 2: fine-tune the CLIP image encoder; return a self-describing checkpoint."""
     return train_encoder(
         select_split(image_index, "train"), text_features, clip_backbone,
         ModelSettings.from_params(model, "model"),
         EncoderTrainingSettings.from_params(encoder_training, "encoder_training"),
-        TrainerSettings.from_params(trainer, "trainer"), seed,
+        TrainerSettings.from_params(trainer, "trainer"), seed, image_captions=image_captions,
     )
 
 

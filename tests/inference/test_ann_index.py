@@ -112,7 +112,8 @@ def test_queries_with_too_few_candidates_fall_back_to_exact_search():
     queries = features[:3] + 0.01
     found = np.full((3, 10), -1, dtype=np.int64)
     found[:, :2] = [[7, 8], [9, 10], [11, 12]]  # fewer than k candidates
-    distances, rows = _rescored(queries, found, features, "cosine", 5)
+    norms = features.norm(dim=1).numpy()
+    distances, rows = _rescored(queries, found, features, "cosine", 5, norms)
     exact = FaissGalleryIndex(DIM, "cosine")
     exact.add(features)
     expected_distances, expected_rows = exact.search(queries, 5)

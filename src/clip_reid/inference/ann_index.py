@@ -38,7 +38,7 @@ MAX_TRAIN_POINTS_PER_LIST = 64  # k-means sample: faiss's default cap of 256 is 
 KMEANS_ITERATIONS = 10
 # Retrain when the gallery has grown this much since training, so cells stay balanced.
 RETRAIN_GROWTH = 4
-RERANK_CHUNK = 128  # queries re-scored at once: bounds the (chunk, rerank, dim) gather
+NORM_EPS = 1e-12  # as torch.nn.functional.normalize
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class IvfPqIndex:
         self._index = index
         self.metric = metric
         self.trained_size = trained_size
+        self._norms = np.empty(0, dtype=np.float32)  # of the gallery rows, for cosine re-scoring
 
     @classmethod
     def trained(cls, features: torch.Tensor, metric: str, seed: int) -> IvfPqIndex:
@@ -114,13 +115,16 @@ class IvfPqIndex:
         faiss.extract_index_ivf(self._index).nprobe = min(nprobe, self.nlist)
         candidates = min(max(rerank, k), len(self))
         _, found = self._index.search(_prepared(queries, self.metric), candidates)
-        distances = np.empty((len(queries), k), dtype=np.float32)
-        rows = np.empty((len(queries), k), dtype=np.int64)
-        for start in range(0, len(queries), RERANK_CHUNK):
-            stop = start + RERANK_CHUNK
-            distances[start:stop], rows[start:stop] = _rescored(
-                queries[start:stop], found[start:stop], gallery, self.metric, k)
-        return distances, rows
+        return _rescored(queries, found, gallery, self.metric, k, self._gallery_norms(gallery))
+
+    def _gallery_norms(self, gallery: torch.Tensor) -> np.ndarray | None:
+        """Row norms for cosine re-scoring, computed once per row (rows are only appended)."""
+        if self.metric != "cosine":
+            return None
+        if len(self._norms) < len(gallery):
+            tail = gallery[len(self._norms):].norm(dim=1).clamp_(min=NORM_EPS).numpy()
+            self._norms = np.concatenate([self._norms, tail])
+        return self._norms
 
     @property
     def nlist(self) -> int:
@@ -206,24 +210,24 @@ def _prepared(features: torch.Tensor, metric: str) -> np.ndarray:
 
 
 def _rescored(queries: torch.Tensor, found: np.ndarray, gallery: torch.Tensor, metric: str,
-              k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact distances of each query to its candidate rows (-1 = none), the k closest first.
-    A query with fewer than k candidates (its cells held too few items) is searched exactly."""
+              k: int, norms: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances of each query to its candidate rows (-1 = none), the k closest first,
+    read in place from the raw gallery features by faiss (no gathered copy). A query with fewer
+    than k candidates (its cells held too few items) is searched exactly."""
     valid = found >= 0
-    rows = torch.from_numpy(np.where(valid, found, 0))
-    with torch.no_grad():
-        query = prepare_features(queries.float(), metric)
-        candidates = prepare_features(gallery[rows.reshape(-1)], metric).reshape(
-            *rows.shape, -1)
-        similarity = torch.bmm(candidates, query.unsqueeze(2)).squeeze(2)
-        if metric == "cosine":
-            distance = 1 - similarity
-        elif metric == "dot":
-            distance = -similarity
-        else:
-            distance = (candidates.pow(2).sum(2) + query.pow(2).sum(1, keepdim=True)
-                        - 2 * similarity).clamp_(min=0)
-    distance = distance.numpy()
+    ids = np.ascontiguousarray(np.where(valid, found, 0), dtype=np.int64)
+    query = _prepared(queries, metric)  # unit queries for cosine
+    base = np.ascontiguousarray(gallery.numpy(), dtype=np.float32)
+    scores = np.empty(ids.shape, dtype=np.float32)
+    by_idx = faiss.fvec_L2sqr_by_idx if metric == "euclidean" else faiss.fvec_inner_products_by_idx
+    by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(query), faiss.swig_ptr(base),
+           faiss.swig_ptr(ids), base.shape[1], ids.shape[0], ids.shape[1])
+    if metric == "cosine":
+        distance = 1 - scores / norms[ids]
+    elif metric == "dot":
+        distance = -scores
+    else:
+        distance = scores
     distance[~valid] = np.inf
     order = np.argsort(distance, axis=1, kind="stable")[:, :k]
     best = np.take_along_axis(distance, order, axis=1)

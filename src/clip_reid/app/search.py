@@ -28,7 +28,8 @@ class SearchService:
                 f"The gallery was embedded by model {self.gallery.fingerprint or 'unknown'}, not "
                 f"by this one ({self.extractor.fingerprint}): rebuild it with this model."
             )
-        self._rows = {path: row for row, path in enumerate(self.gallery.paths)}
+        self._paths = self.gallery.paths  # a copy: GalleryIndex.paths copies on every call
+        self._rows = {path: row for row, path in enumerate(self._paths)}
         self._camids = self.gallery.to_state()["camids"].tolist()
 
     @property
@@ -51,10 +52,13 @@ class SearchService:
     def crop(self, row: int) -> bytes:
         """The encoded gallery image of ``row`` (rows, not paths: the page reads no file it
         names itself)."""
-        if not 0 <= row < len(self.gallery):
-            raise IndexError(f"No gallery image {row}: the gallery holds {len(self.gallery)}.")
-        with open(self.gallery.paths[row], "rb") as file:
+        with open(self.path(row), "rb") as file:
             return file.read()
+
+    def path(self, row: int) -> str:
+        if not 0 <= row < len(self._paths):
+            raise IndexError(f"No gallery image {row}: the gallery holds {len(self._paths)}.")
+        return self._paths[row]
 
     def _answer(self, found) -> dict[str, Any]:
         top = found.iloc[0]

@@ -3,6 +3,7 @@ the page itself, a JSON search endpoint, and the gallery crops by row."""
 
 from __future__ import annotations
 
+import mimetypes
 from importlib.resources import files
 from typing import Any
 
@@ -60,8 +61,9 @@ def create_app(service: SearchService | None, title: str, problem: str | None = 
         if service is None:
             raise HTTPException(503, problem)
         try:
-            return Response(service.crop(row), media_type="image/jpeg",
-                            headers={"Cache-Control": "max-age=3600"})
+            content = service.crop(row)
+            media = mimetypes.guess_type(service.path(row))[0] or "image/jpeg"
+            return Response(content, media_type=media, headers={"Cache-Control": "max-age=3600"})
         except IndexError as error:
             raise HTTPException(404, str(error)) from None
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from clip_reid.modeling import ClipReidModel, load_clip, reid_checkpoint
 from clip_reid.modeling.features import recalibrate_batch_norm
+from clip_reid.modeling.text_tower import text_tower_state
 from clip_reid.pipelines.model_params import eval_transform, normalization, reid_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,9 @@ def tiny_reid_checkpoint(index: pd.DataFrame, arch: str = "tiny-rn",
     model = {"clip": {"arch": arch, "weights": "random", "seed": 0},
              "image_size": list(image_size)}
     config = reid_config(model, num_classes=4, num_cameras=0)
-    reid_model = ClipReidModel(config, load_clip(config.clip))
+    clip = load_clip(config.clip)
+    reid_model = ClipReidModel(config, clip)
     recalibrate_batch_norm(reid_model.image_encoder, index, eval_transform(model))
     mean, std = normalization(model)
-    return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std})
+    return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std},
+                           text_tower=text_tower_state(clip))

@@ -197,6 +197,51 @@ def test_bad_images_get_http_400_with_the_reason_and_the_server_stays_up(server,
     assert status == 200
 
 
+def test_text_queries_get_answers_of_the_same_shape_as_image_queries(server, demo):
+    sentences = ["a woman in a red top", "a man with a backpack"]
+    records = [{"text": sentences[0], "name": "red top"},
+               {"image": _b64(demo["queries"][0]), "name": "photo"},
+               {"text": sentences[1]}]
+    status, body = _post(server, {"dataframe_records": records})
+    assert status == 200, body
+    text_answer, image_answer, last = body["predictions"]
+    assert set(text_answer) == set(image_answer)
+    assert [text_answer["name"], image_answer["name"], last["name"]] == [
+        "red top", "photo", "query 2"]
+    served = base_parameters("inference")["inference"]
+    expected = identify_queries(pd.DataFrame({"text": sentences}), demo["checkpoint"],
+                                demo["gallery"], served["threshold"], served["top_k"],
+                                served["batch_size"])
+    for answer, row in zip([text_answer, last], expected.itertuples(), strict=True):
+        assert answer["topk_pids"] == list(row.topk_pids)
+        assert answer["distance"] == pytest.approx(row.distance, abs=1e-5)
+        assert answer["known"] and answer["predicted_pid"] in demo["gallery_pids"]
+    assert len(text_answer["topk_paths"]) == served["top_k"]
+    image_only = identify_queries(pd.DataFrame({"image": [demo["queries"][0]]}),
+                                  demo["checkpoint"], demo["gallery"], served["threshold"],
+                                  served["top_k"], served["batch_size"])
+    assert image_answer["topk_pids"] == list(image_only.loc[0, "topk_pids"])
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"text": "", "name": "blank"}, "Text query 'blank' is empty"),
+    ({"text": "   ", "name": "spaces"}, "Text query 'spaces' is empty"),
+    ({"text": " ".join(["red"] * 80), "name": "long"},
+     "Text query 'long' is 80 tokens long but the text encoder reads at most 75"),
+    ({"text": "a man", "image": "aGVsbG8=", "name": "both"}, "both given for both"),
+])
+def test_bad_text_gets_http_400_with_the_reason(server, record, message):
+    status, body = _post(server, {"dataframe_records": [record]})
+    assert status == 400, body
+    assert message in body["message"]
+
+
+def test_non_string_text_gets_http_400(server):
+    status, body = _post(server, {"dataframe_records": [{"text": 12345, "name": "number"}]})
+    assert status == 400, body
+    assert "text" in body["message"]
+
+
 def test_the_server_does_not_read_its_own_files(server, demo):
     """A client sending a server-side path must not get that file's identity back."""
     status, body = _post(server, {"dataframe_records": [{"image": str(demo["queries"][0]),
@@ -207,7 +252,7 @@ def test_the_server_does_not_read_its_own_files(server, demo):
 
 def test_a_request_without_images_gets_http_400(server):
     status, body = _post(server, {"dataframe_records": [{"name": "no image"}]})
-    assert status == 400 and "image" in body["message"]
+    assert status == 400 and "image" in body["message"] and "text" in body["message"]
 
 
 def test_the_model_loads_without_the_source_tree(model_uri, tracking, demo):

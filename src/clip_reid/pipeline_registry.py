@@ -9,6 +9,7 @@ from clip_reid.pipelines import (
     evaluation,
     inference,
     prompt_learning,
+    text_search,
 )
 
 
@@ -26,4 +27,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["__default__"] = pipelines["full"]
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
     pipelines["inference"] = inference.create_pipeline()
+    pipelines["text_search"] = text_search.create_pipeline()
     return pipelines

@@ -7,6 +7,7 @@ from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipe
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 
 matplotlib.use("Agg")
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
 @pytest.fixture
@@ -18,6 +19,7 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
                                                          evaluation_params, capsys):
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": evaluation_params})
     printed = capsys.readouterr().out
     for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
@@ -38,9 +40,11 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
 def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evaluation_params):
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
     dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                             "image_captions": NO_CAPTIONS,
                                              "params:evaluation": evaluation_params})
     faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": faiss})
     assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
                                                               abs=1e-6)
@@ -50,6 +54,7 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
     rerank = dict(evaluation_params, rerank=dict(evaluation_params["rerank"], enabled=True,
                                                  k1=5, k2=2))
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS,
                                            "params:evaluation": rerank})
     assert 0.0 <= out["evaluation_metrics"]["mAP"] <= 1.0
 
@@ -58,7 +63,7 @@ def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_par
                                                             tiny_backbone, evaluation_params):
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
-        "clip_backbone": tiny_backbone,
+        "clip_backbone": tiny_backbone, "image_captions": NO_CAPTIONS,
         "params:evaluation": evaluation_params})
     assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
     assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0

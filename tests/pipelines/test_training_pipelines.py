@@ -22,9 +22,9 @@ def _stage1(index, params, captions=NO_CAPTIONS):
     return run_pipeline(prompt_learning.create_pipeline(), inputs)
 
 
-def _stage2(index, text_features, params):
+def _stage2(index, text_features, params, captions=NO_CAPTIONS):
     inputs = {"image_index": index, "text_features": text_features, "params:seed": 0,
-              "clip_backbone": _backbone(params),
+              "clip_backbone": _backbone(params), "image_captions": captions,
               **{f"params:{k}": v for k, v in params.items()}}
     return run_pipeline(encoder_training.create_pipeline(), inputs)
 
@@ -71,6 +71,23 @@ def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_ind
     backbone = load_clip(ClipSpec(**tiny_params["model"]["clip"]))
     assert all(torch.equal(stored[k], v) for k, v in backbone.state_dict().items() if k in stored)
     assert set(stored) == set(load_text_tower(first).state_dict())
+
+
+def test_encoder_training_caption_term_trains_and_needs_training_captions(tiny_index,
+                                                                          tiny_params):
+    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(0)),
+            "labels": torch.arange(8)}
+    tiny_params["encoder_training"]["loss_weights"]["caption"] = 1.0
+    train = tiny_index[tiny_index.split == "train"]
+    captions = pd.DataFrame({"path": train.path, "pid": train.pid, "source": "csv",
+                             "caption": [f"a person number {pid}" for pid in train.pid]})
+    checkpoint = _stage2(tiny_index, text, tiny_params, captions)["reid_model"]
+    assert checkpoint["final_metrics"]["caption_loss_epoch"] > 0
+    test = tiny_index[tiny_index.split != "train"]
+    test_only = pd.DataFrame({"path": test.path, "pid": test.pid, "source": "csv",
+                              "caption": "a test person"})
+    with pytest.raises(ValueError, match="no training image has a caption"):
+        _stage2(tiny_index, text, tiny_params, test_only)
 
 
 def test_encoder_training_rejects_text_features_of_another_split(tiny_index, tiny_params):
@@ -146,6 +163,6 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, m
     original = stage2_nodes.load_clip_backbone
     monkeypatch.setattr(stage2_nodes, "load_clip_backbone",
                         lambda *args: seen.append(args[0]) or original(*args))
-    stage2_nodes.train_reid_model(tiny_index, text, backbone, tiny_params["model"],
+    stage2_nodes.train_reid_model(tiny_index, text, backbone, NO_CAPTIONS, tiny_params["model"],
                                   tiny_params["encoder_training"], tiny_params["trainer"], 0)
     assert seen == [backbone]

@@ -106,7 +106,8 @@ class FeatureExtractor:
             chunks.append(self._forward(batch, batch_cams))
         return torch.cat(chunks)
 
-    def encode_text(self, sentences: Sequence[str], truncate: bool = False) -> np.ndarray:
+    def encode_text(self, sentences: Sequence[str], truncate: bool = False,
+                    names: Sequence[str] | None = None) -> np.ndarray:
         """(n, projection_dim) float32 L2-normalised features of ``sentences``, for text-to-image
         search (:meth:`GalleryIndex.search_text`).
 
@@ -121,7 +122,8 @@ class FeatureExtractor:
         Raises ``InvalidTextError`` (a ValueError) for a non-string, an empty sentence, or one
         longer than the context (77 tokens for CLIP, of which 75 are text) unless ``truncate``,
         which keeps the first 75 tokens as CLIP does; ``MissingTextTowerError`` for checkpoints
-        trained before the text tower was stored.
+        trained before the text tower was stored. ``names`` label the sentences in those
+        messages (default: their position).
         """
         if self._config.neck_feat != "before":
             raise ValueError(
@@ -131,7 +133,7 @@ class FeatureExtractor:
             )
         encoder = self._text_tower()
         items = checked_sentences(sentences, encoder.tokenizer.encode, encoder.context_length,
-                                  truncate)
+                                  truncate, names)
         chunks = [
             encode_tokens(encoder, encoder.tokenize(items[start:start + self.batch_size]))
             for start in range(0, len(items), self.batch_size)

@@ -15,11 +15,12 @@ class InvalidTextError(ValueError):
 
 def checked_sentences(
     sentences: Sequence[str], encode: Callable[[str], list[int]], context_length: int,
-    truncate: bool = False,
+    truncate: bool = False, names: Sequence[str] | None = None,
 ) -> list[str]:
     """``sentences`` as a list, after checking each is a non-empty string that fits the context.
 
-    ``encode`` is the tokenizer's BPE encoder (without start/end tokens). A sentence longer than
+    ``encode`` is the tokenizer's BPE encoder (without start/end tokens); ``names`` label the
+    sentences in messages (default: "Text query <position>"). A sentence longer than
     ``context_length - 2`` BPE tokens is an error unless ``truncate``: then, as CLIP does, only
     its first ``context_length - 2`` tokens are read (the end token replaces the rest).
     """
@@ -32,21 +33,23 @@ def checked_sentences(
     if not items:
         raise InvalidTextError("No text to embed: pass a non-empty list of sentences.")
     limit = context_length - SPECIAL_TOKENS
-    for number, sentence in enumerate(items):
+    labels = [f"Text query {n}" for n in range(len(items))] if names is None else [
+        f"Text query {name!r}" for name in names]
+    for label, sentence in zip(labels, items, strict=True):
         if not isinstance(sentence, str):
             raise InvalidTextError(
-                f"Text query {number} is a {type(sentence).__name__}, not a string: pass "
+                f"{label} is a {type(sentence).__name__}, not a string: pass "
                 "sentences as text."
             )
         length = len(encode(sentence)) if sentence.strip() else 0
         if length == 0:
             raise InvalidTextError(
-                f"Text query {number} is empty (or only whitespace): describe the person, e.g. "
+                f"{label} is empty (or only whitespace): describe the person, e.g. "
                 "'a woman in a red top'."
             )
         if length > limit and not truncate:
             raise InvalidTextError(
-                f"Text query {number} is {length} tokens long but the text encoder reads at most "
+                f"{label} is {length} tokens long but the text encoder reads at most "
                 f"{limit} ({context_length} positions including the start and end tokens): "
                 f"shorten it, or allow truncation to keep only its first {limit} tokens "
                 f"(starting {sentence[:40]!r})."

@@ -42,11 +42,13 @@ def batch_hard_triplet_loss(features: Tensor, labels: Tensor, margin: float = 0.
 
 @dataclass(frozen=True)
 class Stage2LossWeights:
-    """Weights of the three stage-2 terms (RN50: 1/1/1; ViT: 0.25/1/1)."""
+    """Weights of the three stage-2 terms (RN50: 1/1/1; ViT: 0.25/1/1), and of the optional
+    caption-alignment term (0 = off, the paper; see modeling.caption_alignment)."""
 
     id: float = 1.0
     triplet: float = 1.0
     i2t: float = 1.0
+    caption: float = 0.0
 
 
 def encoder_training_loss(

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
+from clip_reid.modeling.caption_alignment import caption_alignment_loss
 from clip_reid.modeling.losses import Stage2LossWeights, encoder_training_loss
 from clip_reid.modeling.reid_model import ClipReidModel
 from clip_reid.modeling.schedules import warmup_multistep
@@ -37,6 +38,7 @@ class Stage2Optimisation:
     gamma: float = 0.1
     label_smoothing: float = 0.1
     triplet_margin: float = 0.3
+    caption_temperature: float = 0.07
     loss_weights: Stage2LossWeights = field(default_factory=Stage2LossWeights)
 
 
@@ -45,13 +47,19 @@ class EncoderTrainingModule(L.LightningModule):
 
     def __init__(
         self, model: ClipReidModel, text_features: Tensor, optim: Stage2Optimisation,
-        use_cameras: bool = False,
+        use_cameras: bool = False, caption_features: tuple[Tensor, Tensor] | None = None,
     ) -> None:
+        """``caption_features``: (per training-image caption feature, has-caption mask), rows
+        in training-index order; needed when the caption loss weight is positive."""
         super().__init__()
         self.model = model
         self.register_buffer("text_features", text_features.detach().float().clone())
         self.optim = optim
         self.use_cameras = use_cameras
+        if optim.loss_weights.caption > 0 and caption_features is None:
+            raise ValueError("loss_weights.caption > 0 needs the training images' caption "
+                             "features.")
+        self.caption_features = caption_features
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         labels = batch["label"]
@@ -61,12 +69,27 @@ class EncoderTrainingModule(L.LightningModule):
             output.logits, output.features, i2t_logits, labels, self.optim.loss_weights,
             self.optim.label_smoothing, self.optim.triplet_margin,
         )
+        if self.optim.loss_weights.caption > 0:
+            caption = self._caption_loss(output.image_projection, labels, batch["index"])
+            losses["caption_loss"] = caption
+            losses["loss"] = losses["loss"] + self.optim.loss_weights.caption * caption
         accuracy = (i2t_logits.argmax(1) == labels).float().mean()
         logged = {name: value.detach() for name, value in losses.items()} | {"i2t_acc": accuracy}
         self.log_dict(logged, on_step=True, on_epoch=True, sync_dist=True, batch_size=len(labels))
         self.log("loss_epoch", losses["loss"].detach(), on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True, batch_size=len(labels), logger=False)
         return losses["loss"]
+
+    def _caption_loss(self, projection: Tensor, labels: Tensor, rows: Tensor) -> Tensor:
+        features, has_caption = self.caption_features
+        rows = rows.cpu()
+        keep = has_caption[rows]
+        if not keep.any():
+            return projection.sum() * 0.0  # no captioned image in this batch
+        targets = features[rows[keep]].to(projection.device, projection.dtype)
+        mask = keep.to(projection.device)
+        return caption_alignment_loss(projection[mask], targets, labels[mask],
+                                      self.optim.caption_temperature)
 
     def configure_optimizers(self):
         weights, biases = [], []

@@ -9,8 +9,15 @@ from typing import Any
 import lightning as L
 import pandas as pd
 
-from clip_reid.modeling import ClipReidModel, load_reid_model, reid_checkpoint
+from clip_reid.modeling import (
+    ClipReidModel,
+    TextEncoder,
+    load_reid_model,
+    reid_checkpoint,
+    tokenizer_for,
+)
 from clip_reid.modeling.backbone import load_clip_backbone
+from clip_reid.modeling.caption_alignment import image_caption_features
 from clip_reid.modeling.losses import Stage2LossWeights
 from clip_reid.modeling.onnx_export import check_onnx, export_onnx
 from clip_reid.modeling.stage2 import (
@@ -40,6 +47,7 @@ def train_reid_model(
     image_index: pd.DataFrame,
     text_features: dict[str, Any],
     clip_backbone: dict[str, Any],
+    image_captions: pd.DataFrame,
     model: dict[str, Any],
     encoder_training: dict[str, Any],
     trainer: dict[str, Any],
@@ -63,7 +71,11 @@ def train_reid_model(
         milestones=tuple(encoder_training["optimizer"].get("milestones", (40, 70))),
         loss_weights=Stage2LossWeights(**encoder_training["loss_weights"]),
     )
-    module = EncoderTrainingModule(reid_model, features, optim, use_cameras=config.num_cameras > 0)
+    captions = None
+    if optim.loss_weights.caption > 0:
+        captions = _caption_features(clip, config.clip.arch, train, image_captions)
+    module = EncoderTrainingModule(reid_model, features, optim, use_cameras=config.num_cameras > 0,
+                                   caption_features=captions)
     data = IdentityBatchDataModule(
         train, train_transform(model, encoder_training.get("augmentation", {})),
         encoder_training["batch_size"], encoder_training["num_instances"], seed,
@@ -85,6 +97,21 @@ def train_reid_model(
     return reid_checkpoint(module.model.eval(), final_metrics=metrics, epochs=epochs,
                            normalization={"mean": mean, "std": std},
                            text_tower=text_tower_state(clip))
+
+
+def _caption_features(clip, arch: str, train: pd.DataFrame,
+                      image_captions: pd.DataFrame) -> tuple[Any, Any]:
+    """Training images' caption features (training captions only: no test text leaks in)."""
+    features, has_caption = image_caption_features(
+        TextEncoder(clip, tokenizer_for(arch)).eval(), train["path"].tolist(), image_captions)
+    if not has_caption.any():
+        raise ValueError(
+            "encoder_training.loss_weights.caption > 0 but no training image has a caption: "
+            "configure captions.sources, or set the caption weight to 0."
+        )
+    logger.info("Caption alignment: %d of %d training images have captions.",
+                int(has_caption.sum()), len(train))
+    return features, has_caption
 
 
 def export_reid_model_onnx(reid_model: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:

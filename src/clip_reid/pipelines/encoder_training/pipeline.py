@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_reid_model,
-                ["image_index", "text_features", "clip_backbone", "params:model",
+                ["image_index", "text_features", "clip_backbone", "image_captions", "params:model",
                  "params:encoder_training", "params:trainer", "params:seed"],
                 "reid_model",
                 name="train_reid_model",

@@ -28,6 +28,7 @@ from clip_reid.metrics import (
 from clip_reid.modeling import ClipReidModel, load_reid_model, reid_checkpoint
 from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
+from clip_reid.modeling.text_tower import text_tower_state
 from clip_reid.pipelines.model_params import eval_transform, normalization, reid_config
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,14 @@ def untrained_model(
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     train = image_index[image_index["split"] == "train"]
     config = reid_config(model, max(int(train["label"].max()) + 1, 1), 0)
-    reid_model = ClipReidModel(config, load_clip_backbone(clip_backbone, config.clip))
+    clip = load_clip_backbone(clip_backbone, config.clip)
+    reid_model = ClipReidModel(config, clip)
     # Random BN statistics would collapse every feature (a tuned backbone has trained ones).
     if config.clip.weights == "random" and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(reid_model.image_encoder, train, eval_transform(model))
     mean, std = normalization(model)
-    return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std})
+    return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std},
+                           text_tower=text_tower_state(clip))
 
 
 def _embed(model: torch.nn.Module, frame: pd.DataFrame, transform, evaluation: dict[str, Any],

@@ -6,6 +6,7 @@
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from .nodes import evaluate_features, extract_query_gallery_features, untrained_model
+from .text_nodes import evaluate_text_queries
 
 OUTPUTS = ["evaluation_metrics", "evaluation_mlflow_metrics", "query_predictions", "cmc_curve",
            "ranked_results"]
@@ -27,6 +28,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 OUTPUTS,
                 name="evaluate_features",
             ),
+            Node(
+                evaluate_text_queries,
+                ["reid_model", "gallery_features", "image_index", "image_captions",
+                 "params:evaluation"],
+                ["text_retrieval_metrics", "text_retrieval_mlflow_metrics"],
+                name="evaluate_text_queries",
+            ),
         ]
     )
 
@@ -39,7 +47,7 @@ def create_baseline_pipeline(**kwargs) -> Pipeline:
     evaluation = pipeline(
         create_pipeline(),
         namespace="baseline",
-        inputs={"image_index"},
+        inputs={"image_index", "image_captions"},
         parameters={"params:evaluation"},
     )
     return Pipeline([baseline]) + evaluation

@@ -116,10 +116,13 @@ def identify_queries(
 ) -> pd.DataFrame:
     """One row per query: ``name``, ``predicted_pid`` (or "unknown" when the nearest gallery
     image is farther than ``threshold``), ``known``, ``distance`` and the top-k pids, paths
-    and distances. ``query_images`` has ``image`` (path or base64) and optional ``name``,
-    ``camid`` (needed by camera-aware models)."""
-    if "image" not in query_images:
-        raise ValueError("query_images needs an 'image' column (a file path or base64 string).")
+    and distances. ``query_images`` has, per row, ``image`` (path or base64) or ``text`` (a
+    description, searched against the gallery's projection features), and optional ``name``,
+    ``camid`` (needed by camera-aware models). Text answers use 1 - cosine similarity and are
+    never "unknown": ``threshold`` is calibrated for image-to-image distances."""
+    if "image" not in query_images and "text" not in query_images:
+        raise ValueError("query_images needs an 'image' column (a file path or base64 string) "
+                         "or a 'text' column (a description of the person).")
     if query_images.empty:
         raise ValueError("No query image was given.")
     gallery = GalleryIndex.from_state(gallery_index)
@@ -131,9 +134,21 @@ def identify_queries(
             "gallery with this model (kedro run --pipeline inference does it)."
         )
     names = _query_names(query_images)
-    images = _decoded(query_images["image"].tolist(), names, allow_paths, max_pixels)
-    camids = query_images["camid"].tolist() if "camid" in query_images else None
-    found = gallery.search(extractor(images, camids), k=top_k, threshold=threshold)
+    is_text = _text_rows(query_images, names)
+    parts = []
+    if (~is_text).any():
+        rows = query_images[~is_text]
+        image_names = [name for name, text in zip(names, is_text, strict=True) if not text]
+        images = _decoded(rows["image"].tolist(), image_names, allow_paths, max_pixels)
+        camids = rows["camid"].tolist() if "camid" in rows else None
+        found = gallery.search(extractor(images, camids), k=top_k, threshold=threshold)
+        parts.append(found.set_axis(rows.index))
+    if is_text.any():
+        texts = query_images.loc[is_text, "text"].tolist()
+        text_names = [name for name, text in zip(names, is_text, strict=True) if text]
+        found = gallery.search_text(extractor.encode_text(texts, names=text_names), k=top_k)
+        parts.append(found.set_axis(query_images.index[is_text]))
+    found = pd.concat(parts).loc[query_images.index].reset_index(drop=True)
     found["predicted_pid"] = found["predicted_pid"].astype(object).where(found["known"], UNKNOWN)
     found.insert(0, "name", names)
     return found
@@ -191,6 +206,24 @@ def _query_names(query_images: pd.DataFrame) -> list[str]:
     given = query_images["name"].tolist() if "name" in query_images else [None] * len(query_images)
     return [name if isinstance(name, str) and name else f"query {row}"
             for row, name in enumerate(given)]
+
+
+def _text_rows(query_images: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Which rows are text queries; a row must carry exactly one of ``image`` and ``text``."""
+    def given(column: str) -> pd.Series:
+        if column not in query_images:
+            return pd.Series(False, index=query_images.index)
+        return query_images[column].map(lambda value: value is not None and value == value)
+
+    has_image, has_text = given("image"), given("text")
+    both = [name for name, flag in zip(names, has_image & has_text, strict=True) if flag]
+    neither = [name for name, flag in zip(names, ~has_image & ~has_text, strict=True) if flag]
+    if both or neither:
+        raise ValueError(
+            "Every query needs exactly one of 'image' and 'text': "
+            + "; ".join(filter(None, [both and f"both given for {', '.join(both)}",
+                                      neither and f"neither given for {', '.join(neither)}"])))
+    return has_text
 
 
 def _decoded(items: list[Any], names: list[str], allow_paths: bool,

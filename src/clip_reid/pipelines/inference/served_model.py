@@ -23,9 +23,10 @@ from .pipeline import (
 )
 
 SERVED_MODEL_NAME = "model"  # serve it with `mlflow models serve -m runs:/<run_id>/model`
-# What a client POSTs: one row per image.
+# What a client POSTs: one row per query, an image or a description (text) of the person.
 SERVED_SIGNATURE = ModelSignature(inputs=Schema([
-    ColSpec("string", "image"),                   # base64 (or data URL) of the encoded image
+    ColSpec("string", "image", required=False),   # base64 (or data URL) of the encoded image
+    ColSpec("string", "text", required=False),    # or a description: "a woman in a red top"
     ColSpec("string", "name", required=False),    # echoed back to tell the answers apart
     ColSpec("long", "camid", required=False),     # camera index, for camera-aware (SIE) models
 ]))

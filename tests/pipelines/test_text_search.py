@@ -1,0 +1,79 @@
+import pytest
+from builders import run_pipeline
+from matplotlib.figure import Figure
+
+from clip_reid.inference import FeatureExtractor, GalleryIndex, InvalidTextError
+from clip_reid.pipelines.evaluation.nodes import untrained_model
+from clip_reid.pipelines.text_search import create_pipeline
+from clip_reid.pipelines.text_search.nodes import read_text_queries
+
+SETTINGS = {"queries": None, "queries_file": None, "top_k": 3, "truncate": False,
+            "batch_size": 8}
+
+
+@pytest.fixture
+def model_and_gallery(tiny_index, tiny_params, tiny_backbone):
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"])
+    gallery = tiny_index[tiny_index.split == "gallery"]
+    index = GalleryIndex.build(FeatureExtractor(checkpoint), gallery["path"].tolist(),
+                               gallery["pid"].tolist(), gallery["camid"].tolist())
+    return checkpoint, index
+
+
+def _run(checkpoint, index, **settings):
+    return run_pipeline(create_pipeline(), {
+        "reid_model": checkpoint, "gallery_index": index.to_state(),
+        "params:text_search": {**SETTINGS, **settings}})
+
+
+def test_results_and_pictures_match_gallery_search(model_and_gallery):
+    checkpoint, index = model_and_gallery
+    queries = ["a woman in a red top", "a man with a backpack"]
+    out = _run(checkpoint, index, queries=queries)
+    results = out["text_search.results"]
+    assert list(results.columns) == ["query", "rank", "pid", "camid", "path", "similarity"]
+    assert results["query"].tolist() == [q for q in queries for _ in range(3)]
+    assert results["rank"].tolist() == [1, 2, 3, 1, 2, 3]
+    expected = index.search_text(FeatureExtractor(checkpoint).encode_text(queries), k=3)
+    assert results["pid"].tolist() == sum(expected["topk_pids"].tolist(), [])
+    assert results["path"].tolist() == sum(expected["topk_paths"].tolist(), [])
+    for _, answers in results.groupby("query"):
+        assert answers["similarity"].is_monotonic_decreasing
+    figures = out["text_search.figures"]
+    assert list(figures) == ["01_a-woman-in-a-red-top.png", "02_a-man-with-a-backpack.png"]
+    assert all(isinstance(figure, Figure) for figure in figures.values())
+    assert len(figures["01_a-woman-in-a-red-top.png"].axes) == 3
+
+
+def test_queries_from_a_string_and_a_file(tmp_path):
+    file = tmp_path / "queries.txt"
+    file.write_text("# my searches\na man in black shorts\n\n  an elderly woman  \n")
+    settings = {**SETTINGS, "queries": "a woman in a red top; a man", "queries_file": str(file)}
+    assert read_text_queries(settings) == ["a woman in a red top", "a man",
+                                           "a man in black shorts", "an elderly woman"]
+    assert read_text_queries({**SETTINGS, "queries": ["x y"]}) == ["x y"]
+    with pytest.raises(ValueError, match="No text query"):
+        read_text_queries(SETTINGS)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        read_text_queries({**SETTINGS, "queries_file": str(tmp_path / "missing.txt")})
+
+
+def test_bad_text_and_a_foreign_gallery_are_refused(model_and_gallery, tiny_index, tiny_params,
+                                                    tiny_backbone):
+    checkpoint, index = model_and_gallery
+    with pytest.raises(InvalidTextError, match="query 1 is empty"):
+        _run(checkpoint, index, queries="a man;  ;a woman")
+    with pytest.raises(InvalidTextError, match="tokens long"):
+        _run(checkpoint, index, queries=" ".join(["red"] * 90))
+    assert len(_run(checkpoint, index, queries=" ".join(["red"] * 90), truncate=True)[
+        "text_search.results"]) == 3
+    other = untrained_model(tiny_index, tiny_backbone,
+                            {**tiny_params["model"], "image_size": [64, 48]})
+    with pytest.raises(ValueError, match="embedded by model .* re-embed"):
+        _run(other, index, queries="a man")
+
+
+def test_pipeline_is_namespaced_with_public_inputs():
+    pipeline = create_pipeline()
+    assert pipeline.inputs() == {"reid_model", "gallery_index", "params:text_search"}
+    assert pipeline.outputs() == {"text_search.results", "text_search.figures"}

@@ -304,7 +304,8 @@ def test_full_logs_the_served_pipeline_after_training_and_gallery_embedding():
     assert {"inference.embed_gallery", "inference.publish_for_serving"} < training
     assert full.inference.outputs() == {"query_identities"}
     assert full.inference.inputs() - {"query_images"} - full.all_outputs() == {
-        "params:inference.threshold", "params:inference.top_k", "params:inference.batch_size"}
+        "params:inference.threshold", "params:inference.top_k", "params:inference.batch_size",
+        "params:inference.serving"}
     code = Path(full.log_model_kwargs["code_paths"][0])
     assert (code / "pipelines" / "inference" / "nodes.py").is_file()
     assert not any("clip-reid" in pin for pin in full.log_model_kwargs["pip_requirements"])

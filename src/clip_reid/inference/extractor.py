@@ -177,7 +177,7 @@ class FeatureExtractor:
 
 def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(checkpoint, str | Path):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = _read_checkpoint_file(Path(checkpoint))
     if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
         raise ValueError(
             "Not a ReID model checkpoint: expected a dict with 'config', 'state_dict' and "
@@ -189,6 +189,20 @@ def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
             "cannot be reproduced: re-save it with the encoder_training pipeline."
         )
     return checkpoint
+
+
+def _read_checkpoint_file(path: Path) -> Any:
+    """``torch.load`` of ``path``, with torch's bare EOFError (zero-byte file) and RuntimeError
+    (truncated zip archive) turned into an error naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError) as error:
+        size = path.stat().st_size if path.is_file() else 0
+        raise ValueError(
+            f"Cannot load the checkpoint {path} ({size:,} bytes): {error or 'it ends early'}. "
+            "The file is empty or truncated (an interrupted copy or download?): copy it again, "
+            "or re-run the encoder_training pipeline that writes it."
+        ) from error
 
 
 def _feature_dim(state_dict: dict[str, torch.Tensor]) -> int:

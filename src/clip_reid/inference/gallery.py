@@ -1,6 +1,7 @@
 """The labelled gallery of open-set identification: features of known people's images, searched
-with exact faiss, kept with the fingerprint of the model that embedded them so an updated gallery
-re-embeds only new images and a changed model never mixes with stale features."""
+with exact faiss (or, for large galleries, an approximate index: see ann_index), kept with the
+fingerprint of the model that embedded them so an updated gallery re-embeds only new images and
+a changed model never mixes with stale features."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clip_reid.inference.ann_index import AnnSettings, GallerySearch
 from clip_reid.metrics import FaissGalleryIndex, label_or_unknown, unknown_threshold
 from clip_reid.metrics.distance import as_feature_matrix
 
@@ -31,10 +33,14 @@ class Embedder(Protocol):
 
 
 class GalleryIndex:
-    """Gallery images (path, pid, camid, feature) in an exact faiss index; faiss ids are rows."""
+    """Gallery images (path, pid, camid, feature) in a faiss index; faiss ids are rows.
 
-    def __init__(self, dim: int, metric: str = "cosine", fingerprint: str = "") -> None:
-        self._index = FaissGalleryIndex(dim, metric)
+    ``index``: "auto" (exact, approximate above 100k images), "exact", "ivf", or AnnSettings."""
+
+    def __init__(self, dim: int, metric: str = "cosine", fingerprint: str = "",
+                 index: str | AnnSettings = "auto") -> None:
+        settings = index if isinstance(index, AnnSettings) else AnnSettings(kind=index)
+        self._index = GallerySearch(dim, metric, settings)
         self.fingerprint = fingerprint
         self._features = torch.empty(0, self._index.dim)
         self._paths: list[str] = []
@@ -51,6 +57,11 @@ class GalleryIndex:
         return self._index.metric
 
     @property
+    def index_kind(self) -> str:
+        """"exact" or "ivf": how search works now (auto switches as the gallery grows)."""
+        return self._index.kind
+
+    @property
     def features(self) -> torch.Tensor:
         return self._features
 
@@ -64,7 +75,8 @@ class GalleryIndex:
     @classmethod
     def build(cls, extractor: Embedder, paths: Sequence[Any], pids: Sequence[int],
               camids: Sequence[int] | None = None, metric: str = "cosine",
-              previous: GalleryIndex | dict[str, Any] | None = None) -> GalleryIndex:
+              previous: GalleryIndex | dict[str, Any] | None = None,
+              index: str | AnnSettings = "auto") -> GalleryIndex:
         """A gallery of ``paths`` that reuses ``previous``'s features of the same paths when they
         come from the same model (fingerprint); only the other images are embedded. Images of
         ``previous`` not in ``paths`` are dropped. ``pids``/``camids`` are always taken from the
@@ -82,7 +94,7 @@ class GalleryIndex:
         removed = len(set(old_rows) - set(paths))
         logger.info("Gallery: %d images reused, %d embedded, %d removed (model %s).",
                     len(reused), len(new_rows), removed, extractor.fingerprint)
-        gallery = cls(extractor.feature_dim, metric, extractor.fingerprint)
+        gallery = cls(extractor.feature_dim, metric, extractor.fingerprint, index)
         if paths:
             gallery.add(features, paths, pids, camids)
         return gallery
@@ -90,6 +102,12 @@ class GalleryIndex:
     def add(self, features: Any, paths: Sequence[Any], pids: Sequence[int],
             camids: Sequence[int] | None = None) -> None:
         """Append gallery images; the existing ones are left as they are."""
+        matrix = self._append(features, paths, pids, camids)
+        self._index.add(matrix, self._features)
+
+    def _append(self, features: Any, paths: Sequence[Any], pids: Sequence[int],
+                camids: Sequence[int] | None) -> torch.Tensor:
+        """Checked rows appended to the tables (not to the search index); the new features."""
         paths, pids, camids = _checked_rows(paths, pids, camids)
         matrix = self._checked_features(features, "gallery features")
         if len(matrix) != len(paths):
@@ -100,11 +118,12 @@ class GalleryIndex:
                 f"{len(duplicates)} path(s) are already in the gallery, e.g. {duplicates[0]}: "
                 "rebuild with GalleryIndex.build(..., previous=gallery) to update images."
             )
-        self._index.add(matrix, np.arange(len(self), len(self) + len(matrix), dtype=np.int64))
-        self._features = torch.cat([self._features, matrix])
+        # No copy for the first batch: a 1M-image gallery's features are 5 GB.
+        self._features = matrix if not len(self) else torch.cat([self._features, matrix])
         self._paths += paths
         self._pids += pids
         self._camids += camids
+        return matrix
 
     def search(self, features: Any, k: int = 10, threshold: float | None = None) -> pd.DataFrame:
         """One row per query: ``predicted_pid`` (top-1 pid, or -1 = unknown when ``threshold`` is
@@ -117,7 +136,7 @@ class GalleryIndex:
                 "add() features before searching."
             )
         queries = self._checked_features(features, "query features")
-        distances, rows = self._index.search(queries, k)
+        distances, rows = self._index.search(queries, k, self._features)
         return self._result_frame(distances, rows, threshold)
 
     def search_text(self, text_features: Any, k: int = 10,
@@ -166,7 +185,8 @@ class GalleryIndex:
 
     def to_state(self) -> dict[str, Any]:
         """Tensors, lists and strings only, so ``torch.load(weights_only=True)`` reads it back.
-        The features tensor is shared with the index, not copied (galleries can be large)."""
+        The features tensor is shared with the index, not copied (galleries can be large); a
+        trained approximate index is saved too, so loading does not retrain it."""
         return {
             "features": self._features,
             "paths": list(self._paths),
@@ -174,11 +194,14 @@ class GalleryIndex:
             "camids": torch.tensor(self._camids, dtype=torch.long),
             "metric": self.metric,
             "fingerprint": self.fingerprint,
+            "index": self._index.settings.kind,
+            **self._index.state_entries(),
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> GalleryIndex:
-        """The gallery saved by ``to_state``."""
+    def from_state(cls, state: dict[str, Any],
+                   index: str | AnnSettings | None = None) -> GalleryIndex:
+        """The gallery saved by ``to_state``, searched as ``index`` says (default: as saved)."""
         missing = [key for key in STATE_KEYS if key not in state]
         if missing:
             raise ValueError(
@@ -186,10 +209,12 @@ class GalleryIndex:
                 "Save galleries with GalleryIndex.to_state()."
             )
         features = as_feature_matrix(state["features"], "features")
-        gallery = cls(features.shape[1], state["metric"], state["fingerprint"])
+        gallery = cls(features.shape[1], state["metric"], state["fingerprint"],
+                      state.get("index", "auto") if index is None else index)
         if len(features):
-            gallery.add(features, state["paths"], torch.as_tensor(state["pids"]).tolist(),
-                        torch.as_tensor(state["camids"]).tolist())
+            gallery._append(features, state["paths"], torch.as_tensor(state["pids"]).tolist(),
+                            torch.as_tensor(state["camids"]).tolist())
+            gallery._index.restore(state if index is None else {}, gallery._features)
         return gallery
 
     def _checked_features(self, features: Any, name: str) -> torch.Tensor:

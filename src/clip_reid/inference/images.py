@@ -14,6 +14,9 @@ import numpy as np
 from PIL import Image
 
 DEFAULT_MIN_SIDE = 16
+# A person crop needs far less (a full-HD frame is 2.1 Mpx); PIL's own limit (89.5 Mpx) lets a
+# 79 kB 9000x9000 PNG take ~630 MB. 16.8 Mpx (4096x4096) is at most ~67 MB once decoded.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 # Modes whose conversion to RGB keeps the picture; 16-bit and float modes would be clipped.
 CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "La", "1", "P", "PA",
                                "CMYK", "YCbCr"})
@@ -24,31 +27,38 @@ class InvalidImageError(ValueError):
     """An input image cannot be used; the message names the item, the problem and the fix."""
 
 
+class ImageTooLargeError(InvalidImageError):
+    """More pixels than allowed: refused from the header, before the pixels are decoded."""
+
+
 def decode_image(
     item: Any, name: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
-    allow_paths: bool = True,
+    allow_paths: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
     """``item`` as a fully decoded RGB PIL image.
 
     Accepts a filesystem path (str or Path), encoded bytes (JPEG, PNG, ...), a base64 string
     (plain or a ``data:image/...;base64,`` URL), a PIL image or an HxWx3 uint8 array. ``name``
     labels the item in error messages (default: the path, or "the image"). A server passes
-    ``allow_paths=False`` so that clients cannot make it read its own files.
+    ``allow_paths=False`` so that clients cannot make it read its own files. Images of more than
+    ``max_pixels`` (width x height; None = PIL's limit only) raise ImageTooLargeError, read from
+    the header before decoding, so an oversized upload costs no memory.
     """
     label = _label(name, item if isinstance(item, Path) else None)
+    limit = _PixelLimit(max_pixels, label)
     if not allow_paths and isinstance(item, Path):
         raise InvalidImageError(f"{label}: file paths are not accepted here; send the image "
                                 "bytes base64-encoded.")
     if isinstance(item, Image.Image):
-        image = item
+        image = limit.checked(item)
     elif isinstance(item, np.ndarray):
-        image = _from_array(item, label)
+        image = limit.checked(_from_array(item, label))
     elif isinstance(item, Path):
-        image = _open_file(item, label)
+        image = _open_file(item, label, limit)
     elif isinstance(item, bytes | bytearray | memoryview):
-        image = _open_bytes(bytes(item), label, "encoded image bytes")
+        image = _open_bytes(bytes(item), label, "encoded image bytes", limit)
     elif isinstance(item, str):
-        image = _from_string(item, name, allow_paths)
+        image = _from_string(item, name, allow_paths, limit)
     else:
         raise InvalidImageError(
             f"{label}: unsupported input type {type(item).__name__}. Pass a file path, encoded "
@@ -65,12 +75,33 @@ def _label(name: str | None, source: str | Path | None) -> str:
     return f"{name} ({text!r})" if name else repr(text)
 
 
-def _from_string(text: str, name: str | None, allow_paths: bool) -> Image.Image:
+class _PixelLimit:
+    """The ``max_pixels`` check, applied to an opened image before its pixels are decoded."""
+
+    def __init__(self, max_pixels: int | None, label: str) -> None:
+        if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
+            raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
+        self.max_pixels = max_pixels
+        self.label = label
+
+    def checked(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            raise ImageTooLargeError(
+                f"{self.label}: {width}x{height} is {width * height:,} pixels, more than the "
+                f"{self.max_pixels:,} allowed. Send the person crop (a few hundred pixels a side) "
+                "or downscale the image; a server's limit is its max_pixels setting."
+            )
+        return image
+
+
+def _from_string(text: str, name: str | None, allow_paths: bool,
+                 limit: _PixelLimit) -> Image.Image:
     stripped = text.strip()
     if stripped.startswith(_DATA_URL_PREFIX):
-        return _from_base64(stripped.split(",", 1)[-1], name or "the data URL", data_url=True)
+        return _from_base64(stripped.split(",", 1)[-1], name or "the data URL", limit)
     if allow_paths and _is_file(Path(text)):
-        return _open_file(Path(text), _label(name, text))
+        return _open_file(Path(text), _label(name, text), limit)
     label = _label(name, text)
     try:
         raw = _b64decode(stripped)
@@ -86,18 +117,18 @@ def _from_string(text: str, name: str | None, allow_paths: bool) -> Image.Image:
         ) from None
     context = "it is not an existing file, and decoded as base64 it" if allow_paths else (
         "decoded as base64 it")
-    return _open_bytes(raw, label, context)
+    return _open_bytes(raw, label, context, limit)
 
 
-def _from_base64(payload: str, label: str, data_url: bool) -> Image.Image:
+def _from_base64(payload: str, label: str, limit: _PixelLimit) -> Image.Image:
     try:
         raw = _b64decode(payload)
     except ValueError:
         raise InvalidImageError(
-            f"{label}: the {'data URL' if data_url else 'string'} is not valid base64. Encode the "
+            f"{label}: the data URL is not valid base64. Encode the "
             "image file's bytes with base64 (e.g. base64.b64encode(open(path, 'rb').read()))."
         ) from None
-    return _open_bytes(raw, label, "base64 data")
+    return _open_bytes(raw, label, "base64 data", limit)
 
 
 def _b64decode(text: str) -> bytes:
@@ -117,7 +148,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _open_file(path: Path, label: str) -> Image.Image:
+def _open_file(path: Path, label: str, limit: _PixelLimit) -> Image.Image:
     if not _is_file(path):
         raise InvalidImageError(
             f"{label}: no such file. Check the path (relative paths are resolved from "
@@ -129,18 +160,21 @@ def _open_file(path: Path, label: str) -> Image.Image:
         raise InvalidImageError(
             f"{label}: cannot read the file ({error}). Check its permissions."
         ) from None
-    return _open_bytes(raw, label, "the file")
+    return _open_bytes(raw, label, "the file", limit)
 
 
-def _open_bytes(raw: bytes, label: str, source: str) -> Image.Image:
-    """Decode fully now (PIL is lazy), treating PIL's decompression-bomb warning as an error."""
+def _open_bytes(raw: bytes, label: str, source: str, limit: _PixelLimit) -> Image.Image:
+    """Decode fully now (PIL is lazy), treating PIL's decompression-bomb warning as an error;
+    the pixel limit is checked on the header, before decoding."""
     if not raw:
         raise InvalidImageError(f"{label}: {source} is empty. Send the image's encoded bytes.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))
+            image = limit.checked(Image.open(io.BytesIO(raw)))
             image.load()
+    except ImageTooLargeError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidImageError(
             f"{label}: refused as a possible decompression bomb ({error}). Send a person crop, "

@@ -14,6 +14,8 @@ from PIL import Image
 from clip_reid.data.market import IMAGE_SUFFIXES, build_image_index, find_unreadable_images
 from clip_reid.inference import FeatureExtractor, GalleryIndex, InvalidImageError, decode_image
 from clip_reid.inference.fingerprint import model_fingerprint
+from clip_reid.inference.images import DEFAULT_MAX_PIXELS
+from clip_reid.inference.serving import ServingSettings, request_slot, shown_paths
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ def embed_gallery(
 def identify_queries(
     query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
     threshold: float | None, top_k: int, batch_size: int, allow_paths: bool = True,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
     """One row per query: ``name``, ``predicted_pid`` (or "unknown" when the nearest gallery
     image is farther than ``threshold``), ``known``, ``distance`` and the top-k pids, paths
@@ -136,7 +139,7 @@ def identify_queries(
     if (~is_text).any():
         rows = query_images[~is_text]
         image_names = [name for name, text in zip(names, is_text, strict=True) if not text]
-        images = _decoded(rows["image"].tolist(), image_names, allow_paths)
+        images = _decoded(rows["image"].tolist(), image_names, allow_paths, max_pixels)
         camids = rows["camid"].tolist() if "camid" in rows else None
         found = gallery.search(extractor(images, camids), k=top_k, threshold=threshold)
         parts.append(found.set_axis(rows.index))
@@ -153,14 +156,21 @@ def identify_queries(
 
 def identify_queries_served(
     query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
-    threshold: float | None, top_k: int, batch_size: int,
+    threshold: float | None, top_k: int, batch_size: int, serving: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """``identify_queries`` in the served model: bad input becomes an MlflowException, which
-    the scoring server answers with HTTP 400 and this message (any other exception type gets
-    a generic "unexpected error" message)."""
+    """``identify_queries`` in the served model, within the ``inference.serving`` limits (see
+    ServingSettings: pixels per image, records per request, requests decoded at once, which
+    gallery paths answers show). Bad input becomes an MlflowException, which the scoring server
+    answers with HTTP 400 and this message (any other exception type gets a generic
+    "unexpected error" message)."""
     try:
-        return identify_queries(query_images, reid_model, gallery_index, threshold, top_k,
-                                batch_size, allow_paths=False)
+        settings = ServingSettings.from_params(serving)
+        settings.check_records(len(query_images))
+        with request_slot(settings):
+            found = identify_queries(query_images, reid_model, gallery_index, threshold, top_k,
+                                     batch_size, allow_paths=False,
+                                     max_pixels=settings.max_pixels)
+        return shown_paths(found, gallery_index["paths"], settings)
     except ValueError as error:
         raise MlflowException.invalid_parameter_value(str(error)) from error
 
@@ -216,12 +226,14 @@ def _text_rows(query_images: pd.DataFrame, names: list[str]) -> pd.Series:
     return has_text
 
 
-def _decoded(items: list[Any], names: list[str], allow_paths: bool) -> list[Image.Image]:
+def _decoded(items: list[Any], names: list[str], allow_paths: bool,
+             max_pixels: int | None) -> list[Image.Image]:
     """Every query decoded, or one error naming each bad one (not only the first)."""
     images, errors = [], []
     for item, name in zip(items, names, strict=True):
         try:
-            images.append(decode_image(item, name, allow_paths=allow_paths))
+            images.append(decode_image(item, name, allow_paths=allow_paths,
+                                       max_pixels=max_pixels))
         except InvalidImageError as error:
             errors.append(str(error))
     if errors:

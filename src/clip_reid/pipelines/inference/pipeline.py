@@ -50,7 +50,8 @@ def create_publish_pipeline(**kwargs) -> Pipeline:
 def create_served_pipeline(**kwargs) -> Pipeline:
     """The inference half of the MLflow model: requests in, identities out (bad input → 400)."""
     predict = Node(identify_queries_served,
-                   [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS],
+                   [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS,
+                    "params:inference.serving"],
                    "query_identities", name="identify_queries")
     return pipeline([predict], inputs={"reid_model": "served_reid_model",
                                        "gallery_index": "served_gallery_index"})

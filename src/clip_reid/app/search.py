@@ -1,0 +1,74 @@
+"""What the page asks of the library: one image or one sentence → the top-k gallery crops with
+identity, camera and distance, and the predicted identity (or unknown beyond the threshold)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class SearchService:
+    """The extractor and gallery of one model. Text distances (1 - cosine of the projection) are
+    on another scale than image distances, hence their own threshold (None = always known)."""
+
+    extractor: FeatureExtractor
+    gallery: GalleryIndex
+    threshold: float | None = None
+    text_threshold: float | None = None
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.gallery.fingerprint != self.extractor.fingerprint:
+            raise ValueError(
+                f"The gallery was embedded by model {self.gallery.fingerprint or 'unknown'}, not "
+                f"by this one ({self.extractor.fingerprint}): rebuild it with this model."
+            )
+        self._paths = self.gallery.paths  # a copy: GalleryIndex.paths copies on every call
+        self._rows = {path: row for row, path in enumerate(self._paths)}
+        self._camids = self.gallery.to_state()["camids"].tolist()
+
+    @property
+    def supports_text(self) -> bool:
+        return self.extractor.supports_text
+
+    def search_image(self, image: Any) -> dict[str, Any]:
+        """``image``: bytes, a base64 string or data URL, or a PIL image; never a server path
+        (the page's clients must not make it read files)."""
+        features = self.extractor([decode_image(image, "the query image", allow_paths=False)])
+        return self._answer(self.gallery.search(features, self.top_k, self.threshold))
+
+    def search_text(self, text: str) -> dict[str, Any]:
+        if not self.supports_text:
+            raise ValueError("This model's checkpoint has no text tower, so it cannot search by "
+                             "description: retrain it with the current encoder_training.")
+        features = self.extractor.encode_text([text], truncate=True)
+        return self._answer(self.gallery.search_text(features, self.top_k, self.text_threshold))
+
+    def crop(self, row: int) -> bytes:
+        """The encoded gallery image of ``row`` (rows, not paths: the page reads no file it
+        names itself)."""
+        with open(self.path(row), "rb") as file:
+            return file.read()
+
+    def path(self, row: int) -> str:
+        if not 0 <= row < len(self._paths):
+            raise IndexError(f"No gallery image {row}: the gallery holds {len(self._paths)}.")
+        return self._paths[row]
+
+    def _answer(self, found) -> dict[str, Any]:
+        top = found.iloc[0]
+        results = []
+        for rank, (pid, path, distance) in enumerate(zip(
+                top["topk_pids"], top["topk_paths"], top["topk_distances"], strict=True), 1):
+            row = self._rows[path]
+            results.append({"rank": rank, "pid": int(pid), "camid": int(self._camids[row]),
+                            "distance": float(distance), "row": row,
+                            "name": path.replace("\\", "/").rsplit("/", 1)[-1]})
+        predicted = int(top["predicted_pid"]) if bool(top["known"]) else UNKNOWN
+        return {"predicted": predicted, "distance": float(top["distance"]), "results": results}
+

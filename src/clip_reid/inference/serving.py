@@ -1,0 +1,112 @@
+"""Limits of a served model facing untrusted clients: how much one request may make it decode,
+how many requests decode at once, and which gallery paths an answer may reveal."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from clip_reid.inference.images import DEFAULT_MAX_PIXELS
+
+PATH_MODES = ("relative", "absolute", "none")
+DEFAULT_MAX_RECORDS = 32
+DEFAULT_CONCURRENT_REQUESTS = 1
+
+
+class TooManyRecordsError(ValueError):
+    """A request carries more records than the server's max_records."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """``max_pixels`` per image (refused from the header, before decoding); ``max_records`` per
+    request; ``concurrent_requests`` decoded and embedded at once (the others wait), so memory
+    stays below about concurrent_requests x max_records x max_pixels x 4 bytes whatever the
+    number of parallel clients; ``paths``: gallery paths in answers "relative" to ``path_root``
+    (None = the gallery images' common folder), "absolute" (the server's own paths) or "none"."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_records: int = DEFAULT_MAX_RECORDS
+    concurrent_requests: int = DEFAULT_CONCURRENT_REQUESTS
+    paths: str = "relative"
+    path_root: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_pixels", "max_records", "concurrent_requests"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"inference.serving.{name} must be a positive integer, got {value!r}.")
+        if self.paths not in PATH_MODES:
+            raise ValueError(
+                f"inference.serving.paths must be one of {PATH_MODES}, got {self.paths!r}.")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> ServingSettings:
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"Unknown inference.serving setting(s) {unknown}; allowed: "
+                f"{sorted(cls.__dataclass_fields__)}.")
+        return cls(**params)
+
+    def check_records(self, count: int) -> None:
+        if count > self.max_records:
+            raise TooManyRecordsError(
+                f"The request has {count} records, more than the {self.max_records} this server "
+                "accepts at once (inference.serving.max_records): split it into smaller requests."
+            )
+
+
+_gates: dict[int, threading.BoundedSemaphore] = {}
+_gates_lock = threading.Lock()
+
+
+@contextmanager
+def request_slot(settings: ServingSettings) -> Iterator[None]:
+    """Hold one of ``concurrent_requests`` slots (shared by the process) while decoding."""
+    with _gates_lock:
+        gate = _gates.setdefault(settings.concurrent_requests,
+                                 threading.BoundedSemaphore(settings.concurrent_requests))
+    with gate:
+        yield
+
+
+def shown_paths(found: pd.DataFrame, gallery_paths: list[str],
+                settings: ServingSettings) -> pd.DataFrame:
+    """``found`` with its ``topk_paths`` as the settings say (the frame is changed in place)."""
+    if settings.paths == "absolute":
+        return found
+    if settings.paths == "none":
+        return found.drop(columns="topk_paths")
+    root = settings.path_root or _common_folder(gallery_paths)
+    found["topk_paths"] = [[_relative(path, root) for path in ranked]
+                           for ranked in found["topk_paths"]]
+    return found
+
+
+def _common_folder(paths: list[str]) -> str:
+    if not paths:
+        return ""
+    try:
+        common = os.path.commonpath(paths)
+    except ValueError:  # absolute and relative paths mixed: nothing in common
+        return ""
+    return common if len(paths) > 1 or common != paths[0] else os.path.dirname(common)
+
+
+def _relative(path: str, root: str) -> str:
+    """``path`` below ``root`` as a POSIX relative path; a path outside it keeps only its name,
+    so no server folder leaks."""
+    if root:
+        relative = os.path.relpath(path, root)
+        if not relative.startswith(os.pardir):
+            return relative.replace(os.sep, "/")
+    return os.path.basename(path)

@@ -1,0 +1,129 @@
+"""The search page in a real headless Chromium: an image query and a text query show the top-1
+identity that GalleryIndex.search / search_text return for the same input."""
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from builders import write_crop
+from inference.conftest import tiny_checkpoint
+from playwright.sync_api import sync_playwright
+
+from clip_reid.app.search import SearchService
+from clip_reid.app.server import create_app
+from clip_reid.inference import FeatureExtractor, GalleryIndex
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DESCRIPTION = "a man in a blue jacket with a backpack"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """A uvicorn server in a thread, for the page's lifetime in the test."""
+
+    def __init__(self, app) -> None:
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the page's server did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> SearchService:
+    root = tmp_path_factory.mktemp("gallery")
+    paths = []
+    for number in range(8):
+        path = root / f"{number // 2 + 1:04d}_c{number % 2 + 1}s1_{number:06d}_00.jpg"
+        write_crop(path, seed=number)
+        paths.append(str(path))
+    extractor = FeatureExtractor(tiny_checkpoint())
+    gallery = GalleryIndex.build(extractor, paths, [n // 2 + 1 for n in range(8)],
+                                 [n % 2 for n in range(8)])
+    return SearchService(extractor, gallery, threshold=None, top_k=4)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y "
+                    "chromium; .ci/run does it).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _shown(page) -> tuple[str, str]:
+    page.wait_for_function("document.body.dataset.state === 'done'")
+    assert page.locator("#error").inner_text() == ""
+    return (page.locator("#predicted").inner_text(),
+            page.locator("#results .card").first.get_attribute("data-pid"))
+
+
+def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path):
+    query = tmp_path / "query.jpg"
+    write_crop(query, seed=3)  # the same crop as gallery image 3, identity 2
+    expected_image = service.gallery.search(service.extractor([query.read_bytes()]), k=4)
+    expected_text = service.gallery.search_text(service.extractor.encode_text([DESCRIPTION]), 4)
+    with Served(create_app(service, "test")) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#app:not([hidden])")
+        page.set_input_files("#file", str(query))
+        predicted, first_card = _shown(page)
+        assert predicted == first_card == str(expected_image["predicted_pid"].iloc[0])
+        assert page.locator("#results .card").count() == 4
+        assert "cam" in page.locator("#results .card").first.inner_text()
+
+        page.evaluate("document.body.dataset.state = ''")
+        page.fill("#text", DESCRIPTION)
+        page.click("#text-search")
+        predicted, first_card = _shown(page)
+        assert predicted == first_card == str(expected_text["predicted_pid"].iloc[0])
+        assert "text query" in page.locator("#predicted-box").inner_text()
+
+
+def test_the_page_says_when_no_model_is_trained_yet(browser):
+    with Served(create_app(None, "test", "No trained model yet: train one.")) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#problem:not([hidden])")
+        assert "No trained model yet" in page.locator("#problem").inner_text()
+        assert page.locator("#app").is_hidden()
+
+
+def test_a_bad_upload_is_answered_with_the_reason(service):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(service, "test"))
+    answer = client.post("/api/search", json={"image": "bm90IGFuIGltYWdl"})
+    assert answer.status_code == 400 and "not a readable image" in answer.json()["detail"]
+    assert client.post("/api/search", json={}).status_code == 400
+    assert client.get("/api/crop/99").status_code == 404
+    buffer = io.BytesIO(service.crop(0))
+    assert buffer.getvalue()[:2] == b"\xff\xd8"

@@ -1,0 +1,172 @@
+"""Serving under abuse (issue 14): oversized images and requests are refused before they cost
+memory, parallel requests decode one at a time, answers reveal no server paths, and damaged
+checkpoint files fail with their name."""
+
+import base64
+import io
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from builders import tiny_reid_checkpoint, write_crop
+from mlflow.exceptions import MlflowException
+from PIL import Image
+
+from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
+from clip_reid.inference.images import ImageTooLargeError
+from clip_reid.inference.serving import ServingSettings, shown_paths
+from clip_reid.pipelines.inference import nodes
+from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
+
+
+def big_png(width: int, height: int) -> bytes:
+    """A valid, tiny (~80 kB at 9000x9000) all-black greyscale PNG, compressed row by row."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (width + 1)  # filter byte + pixels
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A tiny model with a gallery of 6 crops under <tmp>/site/gallery/ (absolute paths)."""
+    root = tmp_path_factory.mktemp("site")
+    for pid in range(1, 7):
+        write_crop(root / "gallery" / f"{pid:04d}_c1s1_000001_00.jpg", seed=pid)
+    index = pd.DataFrame({"path": sorted(str(p) for p in (root / "gallery").glob("*.jpg")),
+                          "pid": range(1, 7), "camid": [0] * 6, "split": "train",
+                          "label": range(6)})
+    checkpoint = tiny_reid_checkpoint(index)
+    labels = root / "labels.csv"
+    pd.DataFrame({"image": [f"gallery/{Path(p).name}" for p in index["path"]],
+                  "pid": index["pid"]}).to_csv(labels, index=False)
+    gallery = embed_gallery(checkpoint, None, {"labels_csv": str(labels)}, {"root": None},
+                            "cosine", 8)
+    return checkpoint, gallery, root
+
+
+def _query(image: bytes, count: int = 1) -> pd.DataFrame:
+    encoded = base64.b64encode(image).decode()
+    return pd.DataFrame({"image": [encoded] * count, "name": [f"q{i}" for i in range(count)]})
+
+
+def _jpeg(seed: int = 1) -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 128), 40 + seed).convert("RGB").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_a_9000x9000_png_is_refused_from_its_header_before_decoding(monkeypatch):
+    bomb = big_png(9000, 9000)
+    assert len(bomb) < 200_000
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)
+    with pytest.raises(ImageTooLargeError, match=r"9000x9000 is 81,000,000 pixels"):
+        decode_image(bomb, "upload")
+    assert decoded == []  # refused before PIL decoded a single pixel
+    with pytest.raises(ImageTooLargeError, match="more than the 10,000 allowed"):
+        decode_image(big_png(200, 100), max_pixels=10_000)
+    with pytest.raises(ImageTooLargeError):  # arrays and PIL images are held to the same cap
+        decode_image(Image.new("RGB", (300, 300)), max_pixels=50_000)
+    assert decode_image(big_png(200, 100), max_pixels=None).size == (200, 100)
+
+
+def test_the_served_model_answers_400_to_oversized_images_and_requests(served):
+    checkpoint, gallery, _ = served
+    with pytest.raises(MlflowException, match="81,000,000 pixels") as raised:
+        identify_queries_served(_query(big_png(9000, 9000)), checkpoint, gallery, 0.5, 3, 8)
+    assert raised.value.get_http_status_code() == 400
+    with pytest.raises(MlflowException, match="4 records, more than the 3") as raised:
+        identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery, 0.5, 3, 8,
+                                {"max_records": 3})
+    assert raised.value.get_http_status_code() == 400
+    with pytest.raises(MlflowException, match="max_records must be a positive integer"):
+        identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
+                                {"max_records": 0})
+    with pytest.raises(MlflowException, match="Unknown inference.serving"):
+        identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8, {"max_pix": 1})
+
+
+def test_answers_carry_paths_relative_to_the_gallery_root_not_server_paths(served):
+    checkpoint, gallery, root = served
+    answer = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8)
+    shown = answer["topk_paths"].iloc[0]
+    assert len(shown) == 3 and all(not p.startswith("/") and str(root) not in p for p in shown)
+    assert all(p.endswith("_c1s1_000001_00.jpg") and "/" not in p for p in shown)
+    under_site = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
+                                         {"path_root": str(root)})
+    assert all(p.startswith("gallery/") for p in under_site["topk_paths"].iloc[0])
+    absolute = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
+                                       {"paths": "absolute"})
+    assert all(p.startswith(str(root)) for p in absolute["topk_paths"].iloc[0])
+    hidden = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
+                                     {"paths": "none"})
+    assert "topk_paths" not in hidden and hidden["topk_pids"].iloc[0]
+
+
+def test_a_path_outside_the_root_shows_only_its_name():
+    found = pd.DataFrame({"topk_paths": [["/srv/a/x.jpg", "/elsewhere/secret/y.jpg"]]})
+    settings = ServingSettings(path_root="/srv/a")
+    assert shown_paths(found, [], settings)["topk_paths"][0] == ["x.jpg", "y.jpg"]
+
+
+def test_parallel_requests_are_decoded_one_at_a_time(served, monkeypatch):
+    """Memory is bounded by concurrent_requests x one request, whatever the clients do."""
+    checkpoint, gallery, _ = served
+    active, peak, lock = [0], [0], threading.Lock()
+    original = nodes.identify_queries
+
+    def tracked(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(nodes, "identify_queries", tracked)
+    answers, query = [], _query(_jpeg())
+    threads = [threading.Thread(target=lambda: answers.append(identify_queries_served(
+        query, checkpoint, gallery, 0.5, 3, 8))) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 6 and peak[0] == 1
+    assert len({tuple(a["topk_pids"].iloc[0]) for a in answers}) == 1
+
+
+@pytest.mark.parametrize("content, why", [(b"", "0 bytes"), (None, "truncated")])
+def test_a_zero_byte_or_truncated_checkpoint_file_is_named(served, tmp_path, content, why):
+    checkpoint, _, _ = served
+    path = tmp_path / "reid_model.pt"
+    if content is None:
+        torch.save(checkpoint, path)
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"Cannot load the checkpoint {path}") as raised:
+        FeatureExtractor(path)
+    assert "empty or truncated" in str(raised.value)
+    if why == "0 bytes":
+        assert "(0 bytes)" in str(raised.value)
+
+
+def test_the_gallery_index_of_the_served_model_is_unchanged_by_requests(served):
+    checkpoint, gallery, _ = served
+    before = GalleryIndex.from_state(gallery).paths
+    identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8)
+    assert gallery["paths"] == before and all(p.startswith("/") for p in before)

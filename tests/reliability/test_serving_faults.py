@@ -91,10 +91,10 @@ def test_the_served_model_answers_400_to_oversized_images_and_requests(served):
         identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery, 0.5, 3, 8,
                                 {"max_records": 3})
     assert raised.value.get_http_status_code() == 400
-    with pytest.raises(MlflowException, match="max_records must be a positive integer"):
+    with pytest.raises(MlflowException, match=r"serving.max_records = 0 is invalid: expected an"):
         identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
                                 {"max_records": 0})
-    with pytest.raises(MlflowException, match="Unknown inference.serving"):
+    with pytest.raises(MlflowException, match="Unknown parameter inference.serving.max_pix"):
         identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8, {"max_pix": 1})
 
 

@@ -8,11 +8,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS
+from clip_reid.settings_base import Settings, setting
 
 PATH_MODES = ("relative", "absolute", "none")
 DEFAULT_MAX_RECORDS = 32
@@ -24,38 +24,18 @@ class TooManyRecordsError(ValueError):
 
 
 @dataclass(frozen=True)
-class ServingSettings:
+class ServingSettings(Settings):
     """``max_pixels`` per image (refused from the header, before decoding); ``max_records`` per
     request; ``concurrent_requests`` decoded and embedded at once (the others wait), so memory
     stays below about concurrent_requests x max_records x max_pixels x 4 bytes whatever the
     number of parallel clients; ``paths``: gallery paths in answers "relative" to ``path_root``
     (None = the gallery images' common folder), "absolute" (the server's own paths) or "none"."""
 
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_records: int = DEFAULT_MAX_RECORDS
-    concurrent_requests: int = DEFAULT_CONCURRENT_REQUESTS
-    paths: str = "relative"
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, ge=1)
+    max_records: int = setting(DEFAULT_MAX_RECORDS, ge=1)
+    concurrent_requests: int = setting(DEFAULT_CONCURRENT_REQUESTS, ge=1)
+    paths: str = setting("relative", choices=PATH_MODES)
     path_root: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_pixels", "max_records", "concurrent_requests"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"inference.serving.{name} must be a positive integer, got {value!r}.")
-        if self.paths not in PATH_MODES:
-            raise ValueError(
-                f"inference.serving.paths must be one of {PATH_MODES}, got {self.paths!r}.")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> ServingSettings:
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(
-                f"Unknown inference.serving setting(s) {unknown}; allowed: "
-                f"{sorted(cls.__dataclass_fields__)}.")
-        return cls(**params)
 
     def check_records(self, count: int) -> None:
         if count > self.max_records:

@@ -164,7 +164,7 @@ def identify_queries_served(
     answers with HTTP 400 and this message (any other exception type gets a generic
     "unexpected error" message)."""
     try:
-        settings = ServingSettings.from_params(serving)
+        settings = ServingSettings.from_params(serving, "inference.serving")
         settings.check_records(len(query_images))
         with request_slot(settings):
             found = identify_queries(query_images, reid_model, gallery_index, threshold, top_k,

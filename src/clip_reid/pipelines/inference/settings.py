@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clip_reid.inference.serving import ServingSettings
 from clip_reid.metrics.distance import METRICS
 from clip_reid.settings_base import Settings, setting
 
@@ -22,3 +23,4 @@ class InferenceSettings(Settings):
     top_k: int = setting(10, ge=1)
     metric: str = setting("cosine", choices=METRICS)
     batch_size: int = setting(64, ge=1)
+    serving: ServingSettings = setting(default_factory=ServingSettings)

@@ -19,6 +19,7 @@ from builders import REPO_ROOT
 from kedro.config import OmegaConfigLoader
 
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.pipelines.parameters import validate_parameters
 from clip_reid.settings import CONFIG_LOADER_ARGS
 
 CONF = REPO_ROOT / "conf"
@@ -161,9 +162,17 @@ def _leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
+# Environments that are not paper recipes (their values are this project's own).
+NOT_RECIPES = {"base", "local", "cpu_small"}
+
+
 def test_every_recipe_environment_is_checked():
-    environments = {p.name for p in CONF.iterdir() if p.is_dir()} - {"base", "local"}
+    environments = {p.name for p in CONF.iterdir() if p.is_dir()} - NOT_RECIPES
     assert environments == set(RECIPES)
+
+
+def test_cpu_small_parameters_pass_the_run_start_check():
+    validate_parameters(_merged_parameters("cpu_small"))
 
 
 @pytest.mark.parametrize("env", RECIPES)

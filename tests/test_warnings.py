@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 from kedro_project import copy_project, kedro, output, warning_records
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from clip_reid import warning_filters
 from clip_reid.modeling.clip_factory import ClipSpec, load_clip
-from clip_reid.modeling.trainer import StageCheckpoint
 
 # Warnings that may remain, each because it tells the user to do something.
 ACTIONABLE = {
@@ -96,28 +94,6 @@ def test_known_log_records_are_dropped_from_their_logger_only():
     assert not kept("mlflow.pyfunc", text)
     assert kept("mlflow.pyfunc", "Something else went wrong")
     assert kept("clip_reid.pipelines", text)
-
-
-def test_stage_checkpoint_expects_a_non_empty_work_folder(tmp_path: Path):
-    """The work folder holds the settings fingerprint (and, on resume, last.ckpt) by design."""
-    (tmp_path / "settings.json").write_text("{}")
-
-    class _Trainer:  # what ModelCheckpoint.setup reads
-        is_global_zero = True
-
-        class strategy:  # noqa: N801
-            @staticmethod
-            def broadcast(value):
-                return value
-
-    def notices(callback) -> list[str]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            callback.setup(_Trainer(), None, "fit")
-        return [str(w.message) for w in caught]
-
-    assert any("exists and is not empty" in n for n in notices(ModelCheckpoint(dirpath=tmp_path)))
-    assert notices(StageCheckpoint(dirpath=tmp_path)) == []
 
 
 def test_building_clip_does_not_claim_no_weights_were_loaded(caplog):

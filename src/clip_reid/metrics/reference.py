@@ -1,6 +1,6 @@
 """The readable per-query evaluation (torchreid's loop), kept as the reference for the fast one.
 
-Slow on purpose: one sort per query. Tests and ``benchmarks/bench_metrics.py`` check that
+Slow on purpose: one sort per query. Tests and ``tests/benchmarks/bench_metrics.py`` check that
 :func:`clip_reid.metrics.evaluate_rank` agrees with it; read this one to see the protocol.
 """
 

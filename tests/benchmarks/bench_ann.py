@@ -12,7 +12,7 @@ the index's own memory (PQ codes + ids, beside the float features every gallery 
 process's peak RSS. Target (issue 18): at 1M items >= 1,000 queries/s with recall@10 >= 0.99
 on 2 cores; recall >= 0.99 at every size. Exit code 1 when missed.
 
-Usage: python benchmarks/bench_ann.py [--sizes 100000 1000000] [--dim 1280] [--threads 2]
+Usage: python tests/benchmarks/bench_ann.py [--sizes 100000 1000000] [--dim 1280] [--threads 2]
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ feature size) of 10k and 100k images, 1,000 queries, k=10, cosine; and the singl
 of ``FeatureExtractor`` (JPEG bytes in → feature out: decode, resize, forward) on a random tiny-rn
 model at 256x128, with the PyTorch and the ONNX Runtime backends.
 
-Usage: python benchmarks/bench_inference.py [--quick] [--threads 1] [--queries 1000] [--repeats 3]
+Usage: python tests/benchmarks/bench_inference.py [--quick] [--threads 1] [--queries 1000]
+       [--repeats 3]
 Exit code 1 when a figure is worse than its target.
 """
 

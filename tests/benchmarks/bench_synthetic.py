@@ -1,6 +1,6 @@
 """Generate the default demo set and measure how far colour alone gets on it.
 
-Usage: python benchmarks/bench_synthetic.py [--seed 0]
+Usage: python tests/benchmarks/bench_synthetic.py [--seed 0]
 Prints the generation time and the colour-histogram Rank-1/mAP (standard protocol); exit code 1
 when the baseline reaches the 40 % Rank-1 ceiling (the set would be a colour lookup).
 """

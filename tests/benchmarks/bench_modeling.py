@@ -1,6 +1,6 @@
 """Time one forward+backward training step of each backbone on CPU and compare with targets.
 
-Usage: python benchmarks/bench_modeling.py [--batch 32] [--repeats 5]
+Usage: python tests/benchmarks/bench_modeling.py [--batch 32] [--repeats 5]
 Exit code 1 when a tiny configuration misses its target (well under a second per batch).
 """
 

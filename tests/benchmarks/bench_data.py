@@ -1,6 +1,6 @@
 """Throughput of the data path: JPEG decode + train/test transforms, and sampler epoch planning.
 
-Run: ``python benchmarks/bench_data.py [--images 512] [--workers 0 2]``. Prints images/s for
+Run: ``python tests/benchmarks/bench_data.py [--images 512] [--workers 0 2]``. Prints images/s for
 Market-sized crops (64×128 JPEGs → 256×128 tensors) and the time to plan one P×K epoch and one
 graph-sampling epoch at Market-1501 scale (751 identities, 12,936 images).
 """

@@ -1,7 +1,7 @@
 """The caption ablation of the README: stage-1 caption mode × caption fine-tuning, on the demo.
 
 Usage (from the repository root, after `kedro run --pipeline data_ingestion`):
-    python benchmarks/caption_ablation.py [--env base] [--modes none replace append]
+    python tests/benchmarks/caption_ablation.py [--env base] [--modes none replace append]
                                           [--tuned-backbone VERSION]
 
 For each fine-tuning setting it runs the captions pipeline once (or reuses the caption-tuned

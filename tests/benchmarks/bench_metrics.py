@@ -10,7 +10,7 @@ peak memory as the growth of the resident set (the kernel's peak mark VmHWM, res
 ru_maxrss, which a spawned process inherits from its parent); faiss top-k search plus
 ``evaluate_topk``.
 
-Usage: python benchmarks/bench_metrics.py [--small] [--dim 256] [--repeats 3] [--no-rerank]
+Usage: python tests/benchmarks/bench_metrics.py [--small] [--dim 256] [--repeats 3] [--no-rerank]
 Exit code 1 when a target is missed or the two evaluators disagree.
 """
 

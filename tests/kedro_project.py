@@ -11,7 +11,7 @@ from pathlib import Path
 
 from builders import REPO_ROOT
 
-# A demo small enough that ingestion takes seconds (same shape as tests/test_kedro_run.py's).
+# A demo small enough that a whole `full` run takes seconds (shared by the e2e tests).
 TINY_DEMO = """
 dataset:
   synthetic:

@@ -8,28 +8,7 @@ from pathlib import Path
 
 import pytest
 from builders import REPO_ROOT
-
-TINY_DEMO = """
-dataset:
-  synthetic:
-    num_train_ids: 8
-    num_test_ids: 6
-    num_distractors: 4
-    num_junk: 2
-model:
-  image_size: [64, 32]
-trainer:
-  enable_progress_bar: false
-prompt_learning:
-  max_epochs: 2
-  batch_size: 16
-encoder_training:
-  max_epochs: 2
-  batch_size: 16
-  optimizer:
-    warmup_epochs: 1
-    milestones: [1]
-"""
+from kedro_project import TINY_DEMO
 
 
 def _copy_project(root: Path) -> Path:

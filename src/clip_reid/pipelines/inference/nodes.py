@@ -16,6 +16,7 @@ from clip_reid.inference import FeatureExtractor, GalleryIndex, InvalidImageErro
 from clip_reid.inference.fingerprint import model_fingerprint
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS
 from clip_reid.inference.serving import ServingSettings, request_slot, shown_paths
+from clip_reid.pipelines.inference.settings import GallerySettings
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,12 @@ def list_query_images(queries: str | None, dataset: dict[str, Any]) -> pd.DataFr
 def list_gallery_images(gallery: dict[str, Any], dataset: dict[str, Any]) -> pd.DataFrame:
     """The labelled gallery (``path, pid, camid``): a labels CSV, or the gallery split
     (bounding_box_test/) of a Market-layout dataset (``root: null`` = the training dataset)."""
-    if gallery.get("labels_csv"):
-        frame = _labelled_images(Path(gallery["labels_csv"]))
-        source = gallery["labels_csv"]
+    settings = GallerySettings.from_params(gallery, "inference.gallery")
+    if settings.labels_csv:
+        frame = _labelled_images(Path(settings.labels_csv))
+        source = settings.labels_csv
     else:
-        source = gallery.get("root") or dataset["root"]
+        source = settings.root or dataset["root"]
         index, _ = build_image_index(source, verify_images=False)
         frame = index.loc[index["split"] == "gallery", GALLERY_COLUMNS].reset_index(drop=True)
     if frame.empty:

@@ -95,7 +95,7 @@ def test_absent_attribute_file_beside_the_dataset_is_skipped_with_one_info_line(
     tiny_market, caplog
 ):
     index, _ = build_image_index(tiny_market)
-    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
+    with caplog.at_level(logging.INFO, logger="clip_reid.data.caption_gathering"):
         outputs = _run((tiny_market, index), {"attributes": "beside_dataset"})
     assert outputs["image_captions"].empty
     skipped = [r for r in caplog.records if "market_attribute.mat" in r.getMessage()]

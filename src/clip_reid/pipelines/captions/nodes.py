@@ -9,17 +9,11 @@ from typing import Any
 import open_clip
 import pandas as pd
 
-from clip_reid.data.attribute_sentences import attribute_sentences
-from clip_reid.data.attributes import read_attribute_mat
+from clip_reid.data.caption_gathering import gather_captions
 from clip_reid.data.caption_sources import (
-    CAPTION_COLUMNS,
-    attribute_captions,
     caption_coverage,
-    read_caption_csv,
-    read_cuhk_pedes,
 )
 from clip_reid.data.splits import select_split
-from clip_reid.data.synthetic import ATTRIBUTE_FILE
 from clip_reid.modeling.backbone import clip_backbone_checkpoint
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings, caption_tuned_backbone
 from clip_reid.modeling.clip_factory import tokenizer_for
@@ -30,48 +24,13 @@ from clip_reid.pipelines.captions.settings import CaptionsSettings
 logger = logging.getLogger(__name__)
 
 
-def _attribute_file(setting: str, dataset_root: Path) -> Path | None:
-    """``beside_dataset``: the file the demo generator (and Market-1501's annotators) put in the
-    dataset folder, skipped when absent; any other value is a path that must exist."""
-    if setting != "beside_dataset":
-        return _require(Path(setting), "Attribute file", "attributes")
-    folder = dataset_root if dataset_root.is_dir() else dataset_root.parent  # image_list: a CSV
-    path = folder / ATTRIBUTE_FILE
-    if path.is_file():
-        return path
-    logger.info("No attribute captions: no %s in %s (captions.sources.attributes: beside_dataset "
-                "looks there; set a path to use one elsewhere)", ATTRIBUTE_FILE, folder)
-    return None
-
-
-def _require(path: Path, what: str, key: str) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{what} not found: {path}. Set captions.sources.{key} to its path, or to null to "
-            "go without this source."
-        )
-    return path
-
-
 def collect_captions(
     image_index: pd.DataFrame, dataset_root: str, captions: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Read each configured source (CUHK-PEDES JSON, attribute file, CSV) into one table."""
     sources = CaptionsSettings.from_params(captions, "captions").sources
-    tables = []
-    if sources.cuhk_pedes:
-        path = _require(Path(sources.cuhk_pedes), "CUHK-PEDES annotations", "cuhk_pedes")
-        tables.append(read_cuhk_pedes(path, image_index))
-    attribute_file = sources.attributes and _attribute_file(sources.attributes,
-                                                            Path(dataset_root))
-    if attribute_file:
-        attributes = read_attribute_mat(attribute_file)
-        tables.append(attribute_captions(attributes, image_index, attribute_sentences))
-    if sources.csv:
-        path = _require(Path(sources.csv), "Caption CSV", "csv")
-        tables.append(read_caption_csv(path, image_index))
-    empty = pd.DataFrame(columns=CAPTION_COLUMNS)
-    table = pd.concat(tables, ignore_index=True) if tables else empty
+    table = gather_captions(image_index, Path(dataset_root), sources.cuhk_pedes,
+                            sources.attributes, sources.csv)
     coverage = caption_coverage(image_index, table)
     for row in coverage.itertuples():
         logger.info(

@@ -58,6 +58,12 @@ def run_pipeline(pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
 
 
+# The training dataset's parameters the evaluation pipeline reads (it evaluates that dataset's
+# own query and gallery unless evaluation.dataset names another).
+TRAINING_DATASET = {"params:dataset": {"name": "demo", "root": "data/01_raw/demo_market"},
+                    "params:ingestion": {}}
+
+
 def base_parameters(*names: str) -> dict:
     """Parameters as conf/base defines them (the demo defaults)."""
     params = {}

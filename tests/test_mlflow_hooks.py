@@ -63,7 +63,11 @@ def test_run_tags_name_pipeline_env_dataset_backbone():
               "model": {"clip": {"arch": "RN50", "weights": "openai"}}}
     assert run_tags({"pipeline_names": ["evaluation"]}, params, "market1501_rn50") == {
         "pipeline": "evaluation", "env": "market1501_rn50", "dataset": "market1501",
-        "dataset_root": "data/01_raw/Market", "backbone": "RN50", "backbone_weights": "openai"}
+        "dataset_root": "data/01_raw/Market", "evaluated_dataset": "market1501",
+        "backbone": "RN50", "backbone_weights": "openai"}
+    cross = params | {"evaluation": {"dataset": {"name": "cuhk03_np", "root": "/data/cuhk03"}}}
+    assert run_tags({"pipeline_names": ["evaluation"]}, cross, None)["evaluated_dataset"] == \
+        "cuhk03_np"
     assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
 
 

@@ -1,8 +1,9 @@
 import matplotlib
 import pandas as pd
 import pytest
-from builders import base_parameters, run_pipeline
+from builders import TRAINING_DATASET, base_parameters, run_pipeline
 
+from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipeline
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 
@@ -20,9 +21,8 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                           "image_captions": NO_CAPTIONS,
-                                           "params:evaluation": evaluation_params,
-                                           "params:trainer": tiny_params["trainer"]})
+                                           "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
+        "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     printed = capsys.readouterr().out
     for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
         assert f"Test Results - {name}: " in printed
@@ -43,13 +43,12 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     dense = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                             "image_captions": NO_CAPTIONS,
-                                           "params:evaluation": evaluation_params,
-                                           "params:trainer": tiny_params["trainer"]})
+                                             "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
+        "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     faiss = dict(evaluation_params, retrieval="faiss", retrieval_k=10_000)
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
                                            "image_captions": NO_CAPTIONS,
-                                           "params:evaluation": faiss,
+                                           **TRAINING_DATASET, "params:evaluation": faiss,
                                            "params:trainer": tiny_params["trainer"]})
     assert out["evaluation_metrics"]["mAP"] == pytest.approx(dense["evaluation_metrics"]["mAP"],
                                                               abs=1e-6)
@@ -60,7 +59,7 @@ def test_rerank_and_faiss_options(tiny_index, tiny_params, tiny_backbone, evalua
                                                  k1=5, k2=2))
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
                                            "image_captions": NO_CAPTIONS,
-                                           "params:evaluation": rerank,
+                                           **TRAINING_DATASET, "params:evaluation": rerank,
                                            "params:trainer": tiny_params["trainer"]})
     assert 0.0 <= out["evaluation_metrics"]["mAP"] <= 1.0
 
@@ -70,8 +69,29 @@ def test_baseline_pipeline_evaluates_the_untrained_backbone(tiny_index, tiny_par
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
         "clip_backbone": tiny_backbone,
-        "image_captions": NO_CAPTIONS,
-                                           "params:evaluation": evaluation_params,
-                                           "params:trainer": tiny_params["trainer"]})
+        "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
+        "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     assert isinstance(out["baseline.query_predictions"], pd.DataFrame)
     assert 0.0 <= out["baseline.evaluation_metrics"]["mAP"] <= 1.0
+
+
+def test_cross_dataset_evaluation_scores_the_other_dataset_and_says_so(
+        tiny_index, tiny_params, tiny_backbone, evaluation_params, tmp_path, capsys):
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
+                                 tiny_params["trainer"])
+    other = tmp_path / "other"
+    generate_synthetic_market(other, SyntheticConfig(seed=11, num_train_ids=2, num_test_ids=5,
+                                                     num_distractors=0, num_junk=0))
+    cross = dict(evaluation_params, dataset={"name": "demo", "root": str(other)})
+    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
+                                           "params:evaluation": cross,
+                                           "params:trainer": tiny_params["trainer"]})
+    metrics = out["evaluation_metrics"]
+    assert metrics["dataset"] == {"name": "demo", "variant": None, "root": str(other),
+                                  "cross_dataset": True, "trained_on": "demo"}
+    queries = out["query_predictions"]["query_path"]
+    assert len(queries) == metrics["num_valid_queries"] > 0
+    assert all(path.startswith(str(other)) for path in queries)  # not the training dataset's
+    assert f"Evaluated on demo ({other}), cross-dataset" in capsys.readouterr().out
+    assert out["text_retrieval_metrics"]["evaluated"] is False  # the demo's captions don't apply

@@ -3,7 +3,7 @@
 import matplotlib
 import pandas as pd
 import pytest
-from builders import base_parameters, run_pipeline
+from builders import TRAINING_DATASET, base_parameters, run_pipeline
 
 from clip_reid.metrics import evaluation as evaluation_module
 from clip_reid.metrics import re_rank
@@ -34,7 +34,7 @@ def test_the_evaluation_rerank_block_is_passed_through(
     checkpoint = evaluation_nodes.untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                                   tiny_params["trainer"])
     run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                     "params:evaluation": dict(evaluation, rerank=rerank),
+                                     **TRAINING_DATASET, "params:evaluation": dict(evaluation, rerank=rerank),
                                      "image_captions": NO_CAPTIONS,
                                      "params:trainer": tiny_params["trainer"]})
     assert [call["normalize"] for call in calls] == [normalize is not False]

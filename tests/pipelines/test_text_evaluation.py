@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import base_parameters, run_pipeline
+from builders import TRAINING_DATASET, base_parameters, run_pipeline
 
 from clip_reid.data.attribute_sentences import attribute_sentences
 from clip_reid.data.attributes import read_attribute_mat
@@ -28,7 +28,7 @@ def evaluation_params():
 
 def _inputs(tiny_index, tiny_captions, checkpoint, evaluation):
     return {"reid_model": checkpoint, "image_index": tiny_index, "image_captions": tiny_captions,
-            "params:evaluation": evaluation, "params:trainer": {}}
+            **TRAINING_DATASET, "params:evaluation": evaluation, "params:trainer": {}}
 
 
 def test_text_retrieval_metrics_of_test_identity_sentences(tiny_index, tiny_params,
@@ -78,5 +78,5 @@ def test_baseline_writes_text_metrics_of_the_untrained_model(tiny_index, tiny_pa
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
         "clip_backbone": tiny_backbone, "image_captions": tiny_captions,
-        "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
+        **TRAINING_DATASET, "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     assert out["baseline.text_retrieval_metrics"]["evaluated"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 SPLITS = ("train", "query", "gallery")
+TEST_SPLITS = ("query", "gallery")
 
 
 def select_split(image_index: pd.DataFrame, split: str) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from clip_reid.data.settings import EvaluatedDatasetSettings
 from clip_reid.metrics.distance import METRICS, compute_distance_matrix
 from clip_reid.metrics.inputs import AP_MODES, JUNK_PID
 from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
@@ -61,12 +62,13 @@ class EvaluationSettings(Settings):
     rerank: RerankSettings = setting(default_factory=RerankSettings)
     retrieval: str = setting("dense", choices=RETRIEVALS)
     retrieval_k: int = setting(100, ge=1)  # with faiss: gallery items each query retrieves
-    max_rank: int = setting(50, ge=1)
+    max_rank: int = setting(50, ge=10)  # the CMC's length; reports go up to Rank-10
     ap_mode: str = setting("standard", choices=AP_MODES)
     top_k: int = setting(10, ge=1)  # gallery items listed per query (predictions, figure)
     ranked_queries: int = setting(4, ge=1)  # worst and best queries drawn in the figure
     device: str | None = None  # feature extraction device; None = the trainer's accelerator
     text_retrieval: TextRetrievalSettings = setting(default_factory=TextRetrievalSettings)
+    dataset: EvaluatedDatasetSettings = setting(default_factory=EvaluatedDatasetSettings)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,10 @@ class RankResult:
     def rank(self, k: int) -> float:
         """Rank-k accuracy (1-based ``k``)."""
         if not 1 <= k <= len(self.cmc):
-            raise ValueError(f"rank {k} is outside the CMC curve (1..{len(self.cmc)}).")
+            raise ValueError(
+                f"rank {k} is outside the CMC curve (1..{len(self.cmc)}): the curve stops at "
+                "min(max_rank, gallery size); Rank-10 needs a gallery of at least 10 images."
+            )
         return float(self.cmc[k - 1])
 
 

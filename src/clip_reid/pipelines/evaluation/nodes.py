@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from clip_reid.data.evaluated_dataset import describe_dataset, evaluated_query_gallery
+from clip_reid.data.settings import DatasetSettings, IngestionSettings
 from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, printable, rank_query_gallery
 from clip_reid.modeling.embedding import embed_splits, untrained_checkpoint
 from clip_reid.modeling.model_settings import ModelSettings
@@ -24,6 +26,17 @@ def untrained_model(image_index: pd.DataFrame, clip_backbone: dict[str, Any],
                                 ModelSettings.from_params(model, "model"), device)
 
 
+def select_evaluated_dataset(
+    image_index: pd.DataFrame, dataset: dict[str, Any], evaluation: dict[str, Any],
+    ingestion: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The query and gallery to score: the training dataset's, or `evaluation.dataset`'s."""
+    return evaluated_query_gallery(
+        image_index, DatasetSettings.from_params(dataset, "dataset"),
+        EvaluationSettings.from_params(evaluation, "evaluation").dataset,
+        IngestionSettings.from_params(ingestion, "ingestion"))
+
+
 def extract_query_gallery_features(
     reid_model: dict[str, Any], image_index: pd.DataFrame, evaluation: dict[str, Any],
     trainer: dict[str, Any],
@@ -37,15 +50,17 @@ def extract_query_gallery_features(
 
 
 def evaluate_features(
-    query_features: dict[str, Any], gallery_features: dict[str, Any], evaluation: dict[str, Any],
+    query_features: dict[str, Any], gallery_features: dict[str, Any],
+    evaluated_dataset: dict[str, Any], evaluation: dict[str, Any],
 ) -> tuple[dict, dict, pd.DataFrame, Figure, Figure]:
-    """CMC / mAP / mINP under the Market-1501 protocol, predictions and figures."""
+    """CMC / mAP / mINP under the Market-1501 protocol, predictions and figures; the report
+    names the dataset evaluated."""
     outcome = rank_query_gallery(query_features, gallery_features,
                                  EvaluationSettings.from_params(evaluation, "evaluation"))
     lines, table = printable(outcome.result)
-    print(lines, flush=True)
+    print(f"Evaluated on {describe_dataset(evaluated_dataset)}\n{lines}", flush=True)
     logger.info("\n%s", table)
     mlflow_metrics = {name: {"value": float(outcome.report[name]), "step": 0}
                       for name in REPORTED}
-    return (outcome.report, mlflow_metrics, outcome.predictions, outcome.cmc_figure,
+    return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions, outcome.cmc_figure,
             outcome.ranked_figure)

@@ -44,7 +44,8 @@ def extract_features(
         if dtype != "fp32" else contextlib.nullcontext()
     )
     chunks = []
-    for batch in tqdm(loader, desc=description, leave=False):
+    # disable=None: a bar on a terminal, nothing in a plain log file (no carriage-return soup)
+    for batch in tqdm(loader, desc=description, leave=False, disable=None):
         images = batch["image"].to(device)
         cameras = batch["camid"].to(device) if use_cameras else None
         with autocast:

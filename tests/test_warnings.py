@@ -7,6 +7,7 @@ import re
 import warnings
 from pathlib import Path
 
+import lightning.pytorch
 import pytest
 from kedro_project import copy_project, kedro, output, warning_records
 
@@ -94,6 +95,15 @@ def test_known_log_records_are_dropped_from_their_logger_only():
     assert not kept("mlflow.pyfunc", text)
     assert kept("mlflow.pyfunc", "Something else went wrong")
     assert kept("clip_reid.pipelines", text)
+
+
+def test_lightning_logger_advert_is_dropped_at_its_source(caplog):
+    warning_filters.install()
+    with caplog.at_level(logging.INFO):
+        lightning.pytorch.Trainer(logger=False, enable_progress_bar=False,
+                                  enable_checkpointing=False, accelerator="cpu")
+    assert "GPU available" in caplog.text  # Lightning's other INFO lines still reach the log
+    assert "litlogger" not in caplog.text
 
 
 def test_building_clip_does_not_claim_no_weights_were_loaded(caplog):

@@ -99,6 +99,14 @@ KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
         r"Passing a Python object as `python_model` causes it to be serialized using CloudPickle",
         "mlflow 3 models-from-code advice; not offered by kedro-mlflow 2.0.3 pipeline_ml_factory",
     ),
+    # lightning 2.6 advertises its hosted logger (litlogger) in a 10-line INFO record at the start
+    # of every fit that has no LitLogger (LoggerConnector.configure_logger); every stage's run is
+    # tracked in MLflow here, so the advert only pushes the stage's own lines off the screen.
+    KnownLogRecord(
+        "lightning.pytorch.utilities.rank_zero",
+        r"💡 Tip: For seamless cloud logging",
+        "lightning 2.6 LoggerConnector.configure_logger advert; no setting turns it off",
+    ),
 )
 
 

@@ -42,7 +42,7 @@ COMMON = {
     "prompt_learning.optimizer.weight_decay": 1e-4,       # SOLVER.STAGE1.WEIGHT_DECAY
     "prompt_learning.optimizer.warmup_epochs": 5,         # SOLVER.STAGE1.WARMUP_EPOCHS
     "prompt_learning.n_ctx": 4,                           # PromptLearner "… a X X X X person."
-    "prompt_learning.class_word": "person",               # PromptLearner ctx_init (person datasets)
+    "prompt_learning.class_word": None,                   # ctx_init "person": the layout's word
     "prompt_learning.caption_mode": "none",               # no captions in the paper
     "prompt_learning.graph_sampling.enabled": False,      # stage 1 shuffles images (shuffle=True)
     "caption_finetune.enabled": False,                    # CLIP is used as released

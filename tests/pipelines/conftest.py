@@ -24,6 +24,7 @@ def tiny_index(tmp_path_factory):
 def tiny_params(tmp_path):
     """Demo parameters shrunk to seconds: 2 epochs, small batches, work dirs under tmp_path."""
     params = copy.deepcopy(base_parameters("model", "prompt_learning", "encoder_training"))
+    params["dataset"] = {"name": "demo", "root": "data/01_raw/demo_market"}
     params["trainer"]["enable_progress_bar"] = False
     params["model"]["image_size"] = [64, 32]
     stage1 = params["prompt_learning"]

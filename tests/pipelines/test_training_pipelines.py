@@ -54,6 +54,16 @@ def test_prompt_learning_outputs(tiny_index, tiny_params):
     learner = out["prompt_learner"]
     assert learner["state_dict"]["ctx"].shape == (8, 4, 128)
     assert learner["config"]["num_classes"] == 8
+    assert learner["config"]["class_word"] == "person"  # class_word null: the demo layout's
+
+
+def test_prompt_class_word_comes_from_the_layout_unless_set(tiny_index, tiny_params):
+    tiny_params["prompt_learning"]["max_epochs"] = 1
+    tiny_params["dataset"]["name"] = "veri776"
+    assert _stage1(tiny_index, tiny_params)["prompt_learner"]["config"]["class_word"] == "vehicle"
+    tiny_params["prompt_learning"]["class_word"] = "pedestrian"
+    assert _stage1(tiny_index, tiny_params)["prompt_learner"]["config"]["class_word"] == (
+        "pedestrian")
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])
@@ -171,13 +181,13 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     model, trainer = _settings(tiny_params)
     tiny_params["prompt_learning"]["max_epochs"] = 3
     backbone = _backbone(tiny_params)
-    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
+    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"]).for_layout("demo")
     features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
                                     torch.device("cpu"))
 
     def run(work, callbacks=()):
         settings = PromptLearningSettings.from_params(
-            {**tiny_params["prompt_learning"], "work_dir": str(work)})
+            {**tiny_params["prompt_learning"], "work_dir": str(work)}).for_layout("demo")
         return learn_prompts(features, NO_CAPTIONS, backbone, model, settings, trainer, 0,
                              callbacks)
 

@@ -38,6 +38,6 @@ def log_ingestion(index: pd.DataFrame, report: IngestionReport, layout: DatasetL
     for warning in report.warnings:
         logger.warning(warning)
     if layout.class_word != "person":
-        logger.info("Layout %s shows %ss: set prompt_learning.class_word: %s so stage 1 learns "
-                    "'A photo of a X X X X %s.'", layout.name, layout.class_word,
+        logger.info("Layout %s shows %ss: stage 1 learns 'A photo of a X X X X %s.' "
+                    "(prompt_learning.class_word: null takes the layout's word)", layout.name,
                     layout.class_word, layout.class_word)

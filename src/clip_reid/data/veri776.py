@@ -6,7 +6,7 @@ Layout: ``image_train/``, ``image_query/``, ``image_test/`` (the gallery), crops
 index). Every query image also lies in the gallery, from its own camera, so the cross-camera
 protocol removes that copy. The release's other files (``name_*.txt``, ``*_label.xml``) are not
 needed. Prompts name the object class: the layout's class word is ``vehicle``, so stage 1 learns
-"A photo of a X X X X vehicle." once ``prompt_learning.class_word`` is set to it.
+"A photo of a X X X X vehicle." (``prompt_learning.class_word: null`` takes the layout's word).
 
 Published statistics (identities / images; 20 cameras; 776 vehicles in all)::
 

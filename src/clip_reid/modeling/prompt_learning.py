@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset
 
+from clip_reid.data.layouts import class_word_for
 from clip_reid.data.samplers import GraphSampler
 from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.clip_factory import ClipSpec, tokenizer_for
@@ -75,12 +77,18 @@ class PromptLearningSettings(Settings):
     max_epochs: int = setting(60, ge=1)
     batch_size: int = setting(64, ge=1)
     n_ctx: int = setting(4, ge=1)
-    class_word: str = "person"
+    class_word: str | None = None  # null: the dataset layout's (person; vehicle for veri776)
     caption_mode: str = setting("none", choices=CAPTION_MODES)
     feature_batch_size: int = setting(64, ge=1)  # batch size of the one-off feature caching
     optimizer: PromptLearningOptimizer = setting(default_factory=PromptLearningOptimizer)
     graph_sampling: GraphSamplingSettings = setting(default_factory=GraphSamplingSettings)
     work_dir: str = "data/06_models/work/prompt_learning"  # resumable state of a stopped run
+
+    def for_layout(self, layout: str) -> PromptLearningSettings:
+        """These settings with the class word resolved: the one set, else ``layout``'s."""
+        if self.class_word is not None:
+            return self
+        return dataclasses.replace(self, class_word=class_word_for(layout))
 
 
 class CachedFeatures(Dataset):
@@ -294,6 +302,9 @@ def learn_prompts(
     text_encoder = TextEncoder(clip, tokenizer_for(model.clip.arch))
     labels = train_features["labels"]
     num_classes = int(labels.max()) + 1
+    if settings.class_word is None:
+        raise ValueError("prompt_learning.class_word is unresolved: pass "
+                         "settings.for_layout(<dataset layout name>) (person, vehicle, ...).")
     learner = PromptLearner(num_classes, text_encoder, settings.n_ctx, settings.class_word)
     module = PromptLearningModule(learner, text_encoder, settings.optimizer, settings.max_epochs,
                                   settings.caption_mode)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from clip_reid.data.settings import DatasetSettings
 from clip_reid.data.splits import select_split
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.prompt_learning import (
@@ -33,12 +34,14 @@ def extract_train_image_features(
 def train_prompt_learner(
     train_image_features: dict[str, Any], image_captions: pd.DataFrame,
     clip_backbone: dict[str, Any], model: dict[str, Any], prompt_learning: dict[str, Any],
-    trainer: dict[str, Any], seed: int,
+    dataset: dict[str, Any], trainer: dict[str, Any], seed: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Stage 1: learn the identity context; return its checkpoint and all text features."""
+    """Stage 1: learn the identity context ("A photo of a X X X X <class word>."); return its
+    checkpoint and all text features."""
+    layout = DatasetSettings.from_params(dataset, "dataset").name
     return learn_prompts(
         train_image_features, image_captions, clip_backbone,
         ModelSettings.from_params(model, "model"),
-        PromptLearningSettings.from_params(prompt_learning, "prompt_learning"),
+        PromptLearningSettings.from_params(prompt_learning, "prompt_learning").for_layout(layout),
         TrainerSettings.from_params(trainer, "trainer"), seed,
     )

@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 train_prompt_learner,
                 ["train_image_features", "image_captions", "clip_backbone", "params:model",
-                 "params:prompt_learning", "params:trainer", "params:seed"],
+                 "params:prompt_learning", "params:dataset", "params:trainer", "params:seed"],
                 ["prompt_learner", "text_features"],
                 name="train_prompt_learner",
             ),

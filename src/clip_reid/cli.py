@@ -7,6 +7,11 @@ a ``--load-versions`` version that does not exist, one of the project's own erro
 two lines saying what happened and what to do, instead of a few hundred lines of traceback.
 The traceback is still there: with ``--verbose``, or at DEBUG level of the ``clip_reid.cli``
 logger in a logging configuration given by ``KEDRO_LOGGING_CONFIG``.
+
+``--params`` is read as Kedro reads it, except that a comma inside brackets belongs to the value:
+``--params "text_search.queries=[a woman in a red top, a man with a backpack],text_search.top_k=5"``
+gives a list of two sentences (Kedro 1.7 splits at every comma and rejects ``a man with a
+backpack]``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
+from kedro.framework.cli.utils import _split_params as kedro_split_params
 from kedro.framework.project import pipelines
+from omegaconf import OmegaConf
 
 from clip_reid.redaction import redact_text
 from clip_reid.run_errors import explain, producers
@@ -49,13 +56,67 @@ def _producers() -> dict[str, str]:
         return {}
 
 
+_PAIRS = {"]": "[", "}": "{"}
+
+
+def _top_level_items(value: str) -> list[str] | None:
+    """``value`` split at the commas outside ``[...]`` and ``{...}``; None if they don't pair."""
+    items, open_brackets, start = [], [], 0
+    for position, character in enumerate(value):
+        if character in "[{":
+            open_brackets.append(character)
+        elif character in _PAIRS:
+            if not open_brackets or open_brackets.pop() != _PAIRS[character]:
+                return None
+        elif character == "," and not open_brackets:
+            items.append(value[start:position])
+            start = position + 1
+    return None if open_brackets else [*items, value[start:]]
+
+
+def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Kedro's ``--params`` parsing (``key=value`` items separated by commas, dotted keys for
+    nesting, values read as YAML), except that the commas inside ``[...]`` or ``{...}`` are part
+    of the value: ``queries=[a woman, a man]`` is a list of two strings. Brackets that do not
+    pair up leave the whole value to Kedro's own parsing, so nothing Kedro accepts changes."""
+    if isinstance(value, dict):  # from a --config file
+        return value
+    items = _top_level_items(value)
+    if items is None:
+        return kedro_split_params(ctx, param, value)
+    dot_list = []
+    for item in (item.strip() for item in items):
+        if not item:
+            continue
+        key, equals, given = item.partition("=")
+        if not equals:
+            ctx.fail(f"Invalid format of `{param.name}` option: Item `{item}` must contain a key "
+                     "and a value separated by `=`.")
+        if not key.strip():
+            ctx.fail(f"Invalid format of `{param.name}` option: Parameter key cannot be an empty "
+                     "string.")
+        dot_list.append(f"{key.strip()}={given}")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(dot_list))
+
+
+def _with_list_params(option: click.Parameter) -> click.Parameter:
+    """Kedro's ``--params`` option with ``_split_params``; any other option unchanged."""
+    if option.name != "params":
+        return option
+    return click.Option(
+        option.opts, type=click.UNPROCESSED, default="", callback=_split_params,
+        help=f"{option.help}\nA comma inside [...] or {{...}} belongs to the value: "
+             "queries=[a woman in a red top, a man with a backpack] is a list.",
+    )
+
+
 _verbose = click.Option(["--verbose", "-v"], is_flag=True,
                         help="On error, show the full traceback instead of a short message.")
 
 run = _RunWithShortErrors(
     name="run",
     callback=kedro_run.callback,
-    params=[*kedro_run.params, _verbose],
+    params=[*map(_with_list_params, kedro_run.params), _verbose],
     help=kedro_run.help,
     short_help=kedro_run.short_help,
 )

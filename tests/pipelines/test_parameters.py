@@ -5,7 +5,6 @@ import copy
 import pytest
 from builders import REPO_ROOT, base_parameters
 
-from clip_reid.modeling.trainer import WorkDirError
 from clip_reid.pipelines.parameters import SECTIONS, ParameterFiles, validate_parameters
 from clip_reid.settings_base import SettingsError
 
@@ -47,16 +46,6 @@ def test_a_bad_nested_value_names_its_dotted_path(params):
     with pytest.raises(SettingsError,
                        match=r"encoder_training\.optimizer\.base_lr = 'abc' .*a number > 0"):
         validate_parameters(params)
-
-
-def test_a_foreign_work_dir_is_refused_before_any_work(params, tmp_path):
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "thesis.tex").write_text("years of work")
-    params["prompt_learning"]["work_dir"] = str(foreign)
-    with pytest.raises(WorkDirError, match="not created by clip-reid"):
-        validate_parameters(params)
-    assert (foreign / "thesis.tex").read_text() == "years of work"
 
 
 def test_the_file_or_flag_that_set_a_parameter_is_found():

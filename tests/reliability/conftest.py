@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from builders import base_parameters
+import yaml
+from builders import REPO_ROOT, base_parameters
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
@@ -61,3 +62,22 @@ def tiny_params(tmp_path):
     stage2.update(max_epochs=2, batch_size=16, work_dir=str(tmp_path / "work2"))
     stage2["optimizer"].update(warmup_epochs=1, milestones=[1])
     return params
+
+
+@pytest.fixture
+def mlflow_hook():
+    """The project's MLflow hook (kedro-mlflow's MlflowHook subclassed) configured from
+    conf/base/mlflow.yml, as after_context_created leaves it; it logs into the active run."""
+    from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
+
+    from clip_reid.mlflow_hooks import TrackedRunHook
+
+    def make(params: dict, env: str = "local") -> TrackedRunHook:
+        hook = TrackedRunHook()
+        conf = yaml.safe_load((REPO_ROOT / "conf" / "base" / "mlflow.yml").read_text())
+        hook.mlflow_config = KedroMlflowConfig(tracking=conf["tracking"])
+        hook._params, hook._env = params, env
+        hook._already_active_mlflow = True
+        return hook
+
+    return make

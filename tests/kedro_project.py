@@ -47,6 +47,14 @@ def copy_project(root: Path) -> Path:
     return root
 
 
+def run_params(pipeline: str, runtime_params: dict | None = None) -> dict:
+    """Kedro's run parameters (what hooks receive) of `kedro run --pipeline <pipeline>
+    [--params ...]`."""
+    return {"runtime_params": runtime_params or {}, "pipeline_names": [pipeline], "tags": None,
+            "node_names": None, "from_nodes": None, "to_nodes": None, "from_inputs": None,
+            "load_versions": None}
+
+
 def kedro_env(project: Path) -> dict[str, str]:
     """A clean environment: this checkout's package, tracking in the copy, wide log lines."""
     return {

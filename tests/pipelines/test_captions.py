@@ -107,15 +107,3 @@ def test_absent_attribute_file_beside_the_dataset_is_skipped_with_one_info_line(
 def test_an_explicit_attribute_path_must_exist(demo, tmp_path):
     with pytest.raises(FileNotFoundError, match="captions.sources.attributes"):
         _run(demo, {"attributes": str(tmp_path / "market_attribute.mat")})
-
-
-def test_captions_longer_than_the_context_are_counted(demo, tmp_path, caplog):
-    first = demo[1].path[0].split("/")[-1]
-    second = demo[1].path[1].split("/")[-1]
-    csv = tmp_path / "c.csv"
-    csv.write_text(f"image,caption\n{first},{'very ' * 80}long.\n{second},Short.\n")
-    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
-        _run(demo, {"csv": str(csv)})
-    lines = [r.getMessage() for r in caplog.records if "context" in r.getMessage()]
-    assert lines == ["1 of 2 distinct captions exceed the 77-token context of the tiny-rn text "
-                     "tower and will be truncated (end-of-text token kept)"]

@@ -34,7 +34,8 @@ def test_the_evaluation_rerank_block_is_passed_through(
     checkpoint = evaluation_nodes.untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                                   tiny_params["trainer"])
     run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                     **TRAINING_DATASET, "params:evaluation": dict(evaluation, rerank=rerank),
+                                     **TRAINING_DATASET,
+                                     "params:evaluation": dict(evaluation, rerank=rerank),
                                      "image_captions": NO_CAPTIONS,
                                      "params:trainer": tiny_params["trainer"]})
     assert [call["normalize"] for call in calls] == [normalize is not False]

@@ -78,5 +78,6 @@ def test_baseline_writes_text_metrics_of_the_untrained_model(tiny_index, tiny_pa
     out = run_pipeline(create_baseline_pipeline(), {
         "image_index": tiny_index, "params:model": tiny_params["model"],
         "clip_backbone": tiny_backbone, "image_captions": tiny_captions,
-        **TRAINING_DATASET, "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
+        **TRAINING_DATASET, "params:evaluation": evaluation_params,
+        "params:trainer": tiny_params["trainer"]})
     assert out["baseline.text_retrieval_metrics"]["evaluated"]

@@ -1,4 +1,3 @@
-import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -19,10 +18,9 @@ from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.prompt_learning import (
     PromptLearningSettings,
     cache_train_features,
-    learn_prompts,
 )
 from clip_reid.modeling.text_tower import load_text_tower
-from clip_reid.modeling.trainer import TrainerSettings, WorkDirError
+from clip_reid.modeling.trainer import TrainerSettings
 from clip_reid.pipelines import encoder_training, prompt_learning
 
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
@@ -133,84 +131,9 @@ def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
     assert torch.isfinite(model(torch.randn(2, 3, 64, 32))).all()
 
 
-class _CrashAtEpoch(L.Callback):
-    """A power cut when ``epoch`` starts (once ``armed``)."""
-
-    def __init__(self, epoch, started):
-        self.epoch, self.started, self.armed = epoch, started, True
-
-    def on_train_epoch_start(self, trainer, module):
-        self.started.append(trainer.current_epoch)
-        if self.armed and trainer.current_epoch == self.epoch:
-            raise RuntimeError("power cut")
-
-
 def _settings(params):
     return (ModelSettings.from_params(params["model"]),
             TrainerSettings.from_params(params["trainer"]))
-
-
-def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
-    """A crash after epoch 2 of 3, a rerun: same epochs, same final weights as no crash."""
-    model, trainer = _settings(tiny_params)
-    tiny_params["encoder_training"]["max_epochs"] = 3
-    train = select_split(tiny_index, "train")
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(1)),
-            "labels": torch.arange(8)}
-    backbone = _backbone(tiny_params)
-
-    def run(work, callbacks=()):
-        settings = EncoderTrainingSettings.from_params(
-            {**tiny_params["encoder_training"], "work_dir": str(work)})
-        return train_encoder(train, text, backbone, model, settings, trainer, 0, callbacks)
-
-    straight = run(tmp_path / "straight")
-    started, crash = [], _CrashAtEpoch(2, [])
-    crash.started = started
-    with pytest.raises(RuntimeError, match="power cut"):
-        run(tmp_path / "resumed", [crash])
-    crash.armed = False
-    torch.manual_seed(12345)  # the resumed run must not depend on the state the crash left
-    resumed = run(tmp_path / "resumed", [crash])
-    assert started == [0, 1, 2, 2] and resumed["epochs"] == 3
-    for name, value in straight["state_dict"].items():
-        assert torch.equal(value, resumed["state_dict"][name]), name
-
-
-def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
-    model, trainer = _settings(tiny_params)
-    tiny_params["prompt_learning"]["max_epochs"] = 3
-    backbone = _backbone(tiny_params)
-    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"]).for_layout("demo")
-    features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
-                                    torch.device("cpu"))
-
-    def run(work, callbacks=()):
-        settings = PromptLearningSettings.from_params(
-            {**tiny_params["prompt_learning"], "work_dir": str(work)}).for_layout("demo")
-        return learn_prompts(features, NO_CAPTIONS, backbone, model, settings, trainer, 0,
-                             callbacks)
-
-    straight, straight_text = run(tmp_path / "straight")
-    crash = _CrashAtEpoch(1, [])
-    with pytest.raises(RuntimeError, match="power cut"):
-        run(tmp_path / "resumed", [crash])
-    crash.armed = False
-    resumed, resumed_text = run(tmp_path / "resumed", [crash])
-    assert crash.started == [0, 1, 1, 2]
-    assert torch.equal(straight["state_dict"]["ctx"], resumed["state_dict"]["ctx"])
-    assert torch.equal(straight_text["features"], resumed_text["features"])
-
-
-def test_a_work_dir_the_project_did_not_create_is_refused(tiny_index, tiny_params, tmp_path):
-    precious = tmp_path / "models"
-    precious.mkdir()
-    (precious / "best.pt").write_bytes(b"weights")
-    tiny_params["encoder_training"]["work_dir"] = str(precious)
-    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
-    with pytest.raises(WorkDirError, match="not created by clip-reid"):
-        _stage2(tiny_index, text, tiny_params)
-    assert [p.name for p in precious.iterdir()] == ["best.pt"]
 
 
 def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, tmp_path):

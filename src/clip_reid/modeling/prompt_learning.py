@@ -11,9 +11,9 @@ learnable prompt followed by the caption).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -62,5 +62,5 @@ def evaluate_features(
     logger.info("\n%s", table)
     mlflow_metrics = {name: {"value": float(outcome.report[name]), "step": 0}
                       for name in REPORTED}
-    return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions, outcome.cmc_figure,
-            outcome.ranked_figure)
+    return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions,
+            outcome.cmc_figure, outcome.ranked_figure)

@@ -1,0 +1,91 @@
+"""Parameters that run wrong (issue 14): `max_epochs: -1`, `max_epochs: 0`, `batch_size: 0` and
+`optimizer.base_lr: abc` are refused at run start, naming the parameter, its value, where it was
+set and what is allowed, before any node runs (the run-start hook validates every block).
+
+End to end, as typed (`kedro run --params ...` stops before any node):
+tests/test_kedro_run.py::test_a_bad_parameter_stops_the_run_before_any_node.
+"""
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+from builders import REPO_ROOT, base_parameters
+from kedro.io import DataCatalog, MemoryDataset
+from toy_training import Toy, toy_loader, toy_settings
+
+from clip_reid.hooks import ParameterValidationHook
+from clip_reid.modeling.trainer import TrainingInterrupted, build_trainer, raise_if_interrupted
+from clip_reid.settings_base import SettingsError
+
+CASES = [
+    ("prompt_learning.max_epochs", -1, "an integer >= 1"),
+    ("encoder_training.max_epochs", 0, "an integer >= 1"),
+    ("caption_finetune.max_epochs", 0, "an integer >= 1"),
+    ("prompt_learning.batch_size", 0, "an integer >= 1"),
+    ("encoder_training.batch_size", 0, "an integer >= 1"),
+    ("encoder_training.optimizer.base_lr", "abc", "a number > 0.0"),
+    ("prompt_learning.optimizer.base_lr", "abc", "a number > 0.0"),
+]
+
+
+def _nested(dotted: str, value) -> dict:
+    tree = value
+    for part in reversed(dotted.split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def _params(tmp_path, dotted: str, value) -> dict:
+    params = copy.deepcopy(base_parameters("model", "captions", "prompt_learning",
+                                           "encoder_training", "evaluation", "inference"))
+    params["seed"] = 0
+    for stage in ("prompt_learning", "encoder_training", "caption_finetune"):
+        params[stage]["work_dir"] = str(tmp_path / stage)
+    *path, leaf = dotted.split(".")
+    node = params
+    for part in path:
+        node = node[part]
+    node[leaf] = value
+    return params
+
+
+def _start_run(params: dict, runtime_params: dict) -> None:
+    """What `kedro run --params ...` does before its first node: the hook sees the context,
+    then the run's parameters."""
+    hook = ParameterValidationHook()
+    loader = SimpleNamespace(conf_source=REPO_ROOT / "conf", base_env="base",
+                             default_run_env="local")
+    hook.after_context_created(SimpleNamespace(config_loader=loader, env=None))
+    hook.before_pipeline_run({"runtime_params": runtime_params},
+                             DataCatalog({"parameters": MemoryDataset(params)}))
+
+
+@pytest.mark.parametrize(("dotted", "value", "allowed"), CASES)
+def test_a_bad_value_given_with_params_is_refused_at_run_start(tmp_path, dotted, value, allowed):
+    with pytest.raises(SettingsError) as raised:
+        _start_run(_params(tmp_path, dotted, value), _nested(dotted, value))
+    assert str(raised.value) == (f"Parameter {dotted} = {value!r} (set in --params) is invalid: "
+                                 f"expected {allowed}.")
+    assert not list(tmp_path.iterdir())  # nothing was created: no work folder, no output
+
+
+def test_a_bad_value_in_a_file_names_the_file(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        _start_run(_params(tmp_path, "encoder_training.max_epochs", 0), {})
+    assert "encoder_training.max_epochs = 0 (set in " in str(raised.value)
+    assert "conf/base/parameters_encoder_training.yml) is invalid" in str(raised.value)
+
+
+def test_the_check_runs_before_the_other_hooks():
+    """Before kedro-mlflow opens a run (so a refused run leaves no MLflow record either)."""
+    assert ParameterValidationHook.before_pipeline_run.kedro_impl["tryfirst"] is True
+
+
+def test_zero_epochs_never_counts_as_finished(tmp_path):
+    """The second line of defence for max_epochs: 0 (a library caller skipping the check): the
+    stage raises instead of saving an untrained model as if trained."""
+    trainer = build_trainer(toy_settings(), 0, tmp_path, "toy")
+    trainer.fit(Toy(), toy_loader())
+    with pytest.raises(TrainingInterrupted, match="Training stopped at epoch 0 of 0"):
+        raise_if_interrupted(trainer, tmp_path)

@@ -1,0 +1,120 @@
+"""Resume reproduces (issue 14): a stage killed mid-way and run again with the same command ends
+with exactly the weights of a run that was never interrupted (state_dict equality), for the
+training loop itself and for stage 1 (prompt learning) and stage 2 (encoder training)."""
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+from toy_training import CrashAt, fit_toy
+
+from clip_reid.data.splits import select_split
+from clip_reid.modeling import ClipSpec
+from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
+from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_learning import (
+    PromptLearningSettings,
+    cache_train_features,
+    learn_prompts,
+)
+from clip_reid.modeling.trainer import RESUME_FILE, TrainerSettings
+
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
+
+
+def _assert_same_weights(straight: dict, resumed: dict) -> None:
+    assert straight.keys() == resumed.keys()
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    torch.manual_seed(123)
+    straight, result = fit_toy(tmp_path / "a")
+    assert result.epochs == 4 and "loss" in result.metrics
+
+    torch.manual_seed(123)
+    with pytest.raises(RuntimeError, match="machine lost"):
+        fit_toy(tmp_path / "b", [CrashAt(2)])
+    assert (tmp_path / "b" / RESUME_FILE).is_file()
+    torch.manual_seed(999)  # whatever happened in between, the checkpoint's state wins
+    resumed, _ = fit_toy(tmp_path / "b")
+    assert resumed.epochs_started == [2, 3]
+    _assert_same_weights(straight.state_dict(), resumed.state_dict())
+    assert not (tmp_path / "b").exists()  # a finished stage leaves nothing behind
+
+
+class _CrashAtEpoch(L.Callback):
+    """A power cut when ``epoch`` starts (once ``armed``); records the epochs started."""
+
+    def __init__(self, epoch):
+        self.epoch, self.started, self.armed = epoch, [], True
+
+    def on_train_epoch_start(self, trainer, module):
+        self.started.append(trainer.current_epoch)
+        if self.armed and trainer.current_epoch == self.epoch:
+            raise RuntimeError("power cut")
+
+
+def _settings(params):
+    return (ModelSettings.from_params(params["model"]),
+            TrainerSettings.from_params(params["trainer"]))
+
+
+def _backbone(params):
+    return clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+
+
+def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
+    """Stage 2: a crash after epoch 2 of 3, a rerun: same epochs, same final weights."""
+    model, trainer = _settings(tiny_params)
+    tiny_params["encoder_training"]["max_epochs"] = 3
+    train = select_split(tiny_index, "train")
+    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(1)),
+            "labels": torch.arange(8)}
+    backbone = _backbone(tiny_params)
+
+    def run(work, callbacks=()):
+        settings = EncoderTrainingSettings.from_params(
+            {**tiny_params["encoder_training"], "work_dir": str(work)})
+        return train_encoder(train, text, backbone, model, settings, trainer, 0, callbacks)
+
+    straight = run(tmp_path / "straight")
+    crash = _CrashAtEpoch(2)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tmp_path / "resumed", [crash])
+    assert (tmp_path / "resumed" / RESUME_FILE).is_file()
+    crash.armed = False
+    torch.manual_seed(12345)  # the resumed run must not depend on the state the crash left
+    resumed = run(tmp_path / "resumed", [crash])
+    assert crash.started == [0, 1, 2, 2] and resumed["epochs"] == 3
+    _assert_same_weights(straight["state_dict"], resumed["state_dict"])
+
+
+def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
+    """Stage 1: a crash after epoch 1 of 3; the learned context and the identities' text
+    features equal the uninterrupted run's."""
+    model, trainer = _settings(tiny_params)
+    tiny_params["prompt_learning"]["max_epochs"] = 3
+    backbone = _backbone(tiny_params)
+    stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"]).for_layout("demo")
+    features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
+                                    torch.device("cpu"))
+
+    def run(work, callbacks=()):
+        settings = PromptLearningSettings.from_params(
+            {**tiny_params["prompt_learning"], "work_dir": str(work)}).for_layout("demo")
+        return learn_prompts(features, NO_CAPTIONS, backbone, model, settings, trainer, 0,
+                             callbacks)
+
+    straight, straight_text = run(tmp_path / "straight")
+    crash = _CrashAtEpoch(1)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tmp_path / "resumed", [crash])
+    crash.armed = False
+    torch.manual_seed(12345)
+    resumed, resumed_text = run(tmp_path / "resumed", [crash])
+    assert crash.started == [0, 1, 1, 2]
+    _assert_same_weights(straight["state_dict"], resumed["state_dict"])
+    assert torch.equal(straight_text["features"], resumed_text["features"])

@@ -20,7 +20,6 @@ from clip_reid.pipelines.inference.settings import GallerySettings
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN = "unknown"
 GALLERY_COLUMNS = ["path", "pid", "camid"]
 NO_CAMERA = -1
 # The served model's extractor, kept across requests: kedro-mlflow hands every request a fresh
@@ -116,12 +115,12 @@ def identify_queries(
     threshold: float | None, top_k: int, batch_size: int, allow_paths: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> pd.DataFrame:
-    """One row per query: ``name``, ``predicted_pid`` (or "unknown" when the nearest gallery
+    """One row per query: ``name``, ``predicted_pid`` (or UNKNOWN_PID when the nearest gallery
     image is farther than ``threshold``), ``known``, ``distance`` and the top-k pids, paths
     and distances. ``query_images`` has, per row, ``image`` (path or base64) or ``text`` (a
     description, searched against the gallery's projection features), and optional ``name``,
     ``camid`` (needed by camera-aware models). Text answers use 1 - cosine similarity and are
-    never "unknown": ``threshold`` is calibrated for image-to-image distances."""
+    never unknown: ``threshold`` is calibrated for image-to-image distances."""
     if "image" not in query_images and "text" not in query_images:
         raise ValueError("query_images needs an 'image' column (a file path or base64 string) "
                          "or a 'text' column (a description of the person).")
@@ -151,7 +150,6 @@ def identify_queries(
         found = gallery.search_text(extractor.encode_text(texts, names=text_names), k=top_k)
         parts.append(found.set_axis(query_images.index[is_text]))
     found = pd.concat(parts).loc[query_images.index].reset_index(drop=True)
-    found["predicted_pid"] = found["predicted_pid"].astype(object).where(found["known"], UNKNOWN)
     found.insert(0, "name", names)
     return found
 

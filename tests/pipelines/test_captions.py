@@ -114,7 +114,7 @@ def test_captions_longer_than_the_context_are_counted(demo, tmp_path, caplog):
     second = demo[1].path[1].split("/")[-1]
     csv = tmp_path / "c.csv"
     csv.write_text(f"image,caption\n{first},{'very ' * 80}long.\n{second},Short.\n")
-    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
+    with caplog.at_level(logging.INFO, logger="clip_reid.modeling.caption_length"):
         _run(demo, {"csv": str(csv)})
     lines = [r.getMessage() for r in caplog.records if "context" in r.getMessage()]
     assert lines == ["1 of 2 distinct captions exceed the 77-token context of the tiny-rn text "

@@ -40,7 +40,6 @@ from clip_reid.pipeline_registry import register_pipelines
 from clip_reid.pipelines.inference.nodes import (
     embed_gallery,
     identify_queries,
-    list_gallery_images,
     publish_for_serving,
 )
 
@@ -86,12 +85,11 @@ def demo(tmp_path_factory) -> dict[str, Any]:
                                                     num_distractors=2, num_junk=0))
     index, _ = build_image_index(root)
     checkpoint = tiny_reid_checkpoint(index)
-    gallery_images = list_gallery_images({}, {"root": str(root)})
     checkpoint, gallery = publish_for_serving(
-        checkpoint, embed_gallery(checkpoint, None, {}, {"root": str(root)}, "cosine", 64))
+        checkpoint, embed_gallery(checkpoint, None, {}, index, "cosine", 64))
     queries = index[index["split"] == "query"]["path"].tolist()
     return {"root": root, "checkpoint": checkpoint, "gallery": gallery, "queries": queries,
-            "gallery_pids": set(gallery_images["pid"])}
+            "gallery_pids": set(gallery["pids"].tolist())}
 
 
 @pytest.fixture(scope="module")

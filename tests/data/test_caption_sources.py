@@ -10,6 +10,7 @@ from clip_reid.data.caption_sources import (
     caption_coverage,
     read_caption_csv,
     read_cuhk_pedes,
+    training_pairs,
 )
 
 INDEX = pd.DataFrame(
@@ -81,3 +82,12 @@ def test_a_file_name_shared_by_two_identities_gets_no_caption(tmp_path, caplog):
         captions = read_caption_csv(csv, index)
     assert captions["pid"].tolist() == [10001]
     assert "1 file names belong to several identities" in caplog.text
+
+
+def test_training_pairs_hold_only_training_images_in_a_stable_order():
+    captions = pd.DataFrame({"path": INDEX["path"].tolist()[::-1] + [INDEX["path"][1]],
+                             "pid": [1, 1, 2, 2, 2], "caption": ["g", "q", "b", "a", "c"],
+                             "source": "csv"})
+    pairs = training_pairs(INDEX, captions)
+    assert pairs["path"].tolist() == [INDEX["path"][0]] + [INDEX["path"][1]] * 2
+    assert pairs["caption"].tolist() == ["a", "b", "c"]

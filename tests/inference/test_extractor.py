@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ from PIL import Image
 import clip_reid
 from clip_reid.data.transforms import build_test_transform
 from clip_reid.inference import FeatureExtractor, InvalidImageError
+from clip_reid.inference.fingerprint import model_fingerprint, published
 from clip_reid.modeling import load_reid_model
 
 
@@ -70,6 +72,18 @@ def test_input_errors(rn_checkpoint):
     incomplete = {k: v for k, v in rn_checkpoint.items() if k != "normalization"}
     with pytest.raises(ValueError, match="lacks its pixel 'normalization'"):
         FeatureExtractor(incomplete)
+
+
+def test_cached_returns_one_extractor_per_model_and_batch_size(rn_checkpoint, make_checkpoint):
+    served = published(rn_checkpoint)
+    first = FeatureExtractor.cached(copy.deepcopy(served), batch_size=4)
+    assert FeatureExtractor.cached(copy.deepcopy(served), batch_size=4) is first  # per request
+    assert FeatureExtractor.cached(rn_checkpoint, batch_size=4) is first  # same weights
+    assert first.fingerprint == served["fingerprint"] == model_fingerprint(rn_checkpoint)
+    other = FeatureExtractor.cached(make_checkpoint(seed=1), batch_size=4)
+    assert other is not first and other.fingerprint != first.fingerprint
+    assert FeatureExtractor.cached(rn_checkpoint, batch_size=8) is not first
+    assert FeatureExtractor.cached(rn_checkpoint, batch_size=8).batch_size == 8
 
 
 def test_importing_the_package_stays_light():

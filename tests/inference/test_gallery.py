@@ -6,7 +6,7 @@ import pytest
 import torch
 from builders import write_crop
 
-from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, GalleryIndex
 
 DIM = 8
 
@@ -83,16 +83,17 @@ def test_search_labels_and_threshold_gives_unknown():
     stranger = -gallery.features[:1]  # cosine distance 2 from its "match", far from all
     queries = torch.cat([gallery.features[[1]] * 3.0, stranger])
     open_world = gallery.search(queries, k=2, threshold=0.5)
-    assert open_world["predicted_pid"].tolist() == [20, -1]
+    assert open_world["predicted_pid"].tolist() == [20, UNKNOWN_PID]
     assert open_world["known"].tolist() == [True, False]
     assert open_world["distance"][0] == pytest.approx(0.0, abs=1e-5)
     assert open_world["topk_pids"][0][0] == 20 and len(open_world["topk_pids"][0]) == 2
     assert open_world["topk_paths"][0][0] == _names(2)[0]
     closed_world = gallery.search(queries, k=10)
-    assert closed_world["known"].all() and closed_world["predicted_pid"][1] != -1
+    assert closed_world["known"].all() and closed_world["predicted_pid"][1] != UNKNOWN_PID
     assert len(closed_world["topk_distances"][0]) == 3  # k capped at the gallery size
     records = json.loads(json.dumps(open_world.to_dict(orient="records")))  # REST-safe values
-    assert records[1]["predicted_pid"] == -1 and records[0]["topk_paths"][0] == _names(2)[0]
+    assert records[1]["predicted_pid"] == UNKNOWN_PID
+    assert records[0]["predicted_pid"] == 20 and records[0]["topk_paths"][0] == _names(2)[0]
 
 
 def test_empty_gallery_and_dimension_mismatch_errors():

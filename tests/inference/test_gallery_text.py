@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, GalleryIndex
 
 FINAL, PROJ = 6, 4
 
@@ -50,7 +50,7 @@ def test_text_threshold_marks_far_answers_unknown():
     result = gallery.search_text(torch.tensor([[1.0, 0, 0, 0], [1.0, 1.0, 1.0, 1.0]]), k=2,
                                  threshold=0.1)
     assert result["known"].tolist() == [True, False]
-    assert result["predicted_pid"].tolist() == [10, -1]
+    assert result["predicted_pid"].tolist() == [10, UNKNOWN_PID]
 
 
 def test_text_features_of_the_wrong_width_are_refused():

@@ -2,12 +2,14 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
 from clip_reid.metrics import plot_cmc_curve, plot_ranked_results
 from clip_reid.metrics.plots import MATCH_COLOUR, MISMATCH_COLOUR
+from clip_reid.metrics.text_plots import plot_text_search
 
 
 def test_cmc_curve_is_one_axes_in_percent():
@@ -60,3 +62,13 @@ def test_ranked_results_check_shapes_and_files(images):
         plot_ranked_results(images[:1], images, np.zeros((1, 3), int), np.zeros((1, 3), bool))
     with pytest.raises(FileNotFoundError, match="missing.png listed in the ranked results"):
         plot_ranked_results(["missing.png"], images, [[0]], [[True]], top_k=1)
+
+
+def test_text_search_gives_one_named_picture_per_sentence_in_query_order(images):
+    results = pd.DataFrame({
+        "query": ["A woman, red top!", "A woman, red top!", "??", "??"], "rank": [1, 2, 1, 2],
+        "pid": [3, 4, 5, 6], "path": images[:4], "similarity": [0.9, 0.8, 0.7, 0.6]})
+    figures = plot_text_search(results)
+    assert list(figures) == ["01_a-woman-red-top.png", "02_query.png"]
+    axes = figures["01_a-woman-red-top.png"].axes
+    assert [a.get_title() for a in axes] == ["1. pid 3\n0.900", "2. pid 4\n0.800"]

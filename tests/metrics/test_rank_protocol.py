@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from clip_reid.metrics import evaluate_rank, evaluate_rank_reference
+from clip_reid.metrics.protocol import JUNK_PID, excluded_from_ranking
 
 EVALUATORS = [evaluate_rank, evaluate_rank_reference]
 
@@ -18,6 +19,16 @@ def one_query(distances, g_pids, g_camids, q_pid=1, q_camid=0, **kwargs):
         )
         for evaluate in EVALUATORS
     ]
+
+
+def test_the_rule_removes_the_same_view_and_junk_and_broadcasts_over_chunks():
+    g_pids, g_camids = np.array([1, 1, 2, JUNK_PID, 0]), np.array([0, 1, 0, 1, 0])
+    assert excluded_from_ranking(1, 0, g_pids, g_camids).tolist() == [
+        True, False, False, True, False]  # same view; other camera; other pid; junk; distractor
+    q_pids, q_camids = np.array([[1], [2]]), np.array([[0], [0]])
+    chunk = excluded_from_ranking(q_pids, q_camids, g_pids[None, :], g_camids[None, :])
+    assert chunk.tolist() == [[True, False, False, True, False],
+                              [False, False, True, True, False]]
 
 
 def test_same_pid_same_camera_gallery_images_are_removed():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from clip_reid.metrics import (
+    UNKNOWN_PID,
     FaissGalleryIndex,
     compute_distance_matrix,
     label_or_unknown,
@@ -81,6 +82,6 @@ def test_unknown_threshold_and_labels():
     distances = np.array([0.1, 0.5, 0.9])
     assert unknown_threshold(distances, 0.5).tolist() == [False, False, True]
     labels = label_or_unknown(torch.tensor([4, 5, 6]), distances, threshold=0.4)
-    assert labels.tolist() == [4, -1, -1]
+    assert labels.tolist() == [4, UNKNOWN_PID, UNKNOWN_PID]
     with pytest.raises(ValueError, match="one label and one distance per query"):
         label_or_unknown([1, 2], distances, 0.4)

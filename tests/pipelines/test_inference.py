@@ -1,6 +1,5 @@
 import base64
 import copy
-import re
 import shutil
 from pathlib import Path
 
@@ -11,14 +10,13 @@ from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 from mlflow.exceptions import MlflowException
 
-from clip_reid.inference import FeatureExtractor, InvalidImageError
+from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, InvalidImageError
 from clip_reid.io import PreviousCheckpointDataset, TorchCheckpointDataset
 from clip_reid.pipelines.inference import create_pipeline
 from clip_reid.pipelines.inference.nodes import (
     embed_gallery,
     identify_queries,
     identify_queries_served,
-    list_gallery_images,
     list_query_images,
     publish_for_serving,
 )
@@ -54,36 +52,36 @@ def embedded(monkeypatch) -> list[int]:
     return calls
 
 
-def _embed(checkpoint, demo_root: Path, previous=None) -> dict:
-    return embed_gallery(checkpoint, previous, {"root": None}, {"root": str(demo_root)},
-                         "cosine", 64)
+def _embed(checkpoint, index, previous=None) -> dict:
+    return embed_gallery(checkpoint, previous, {"root": None}, index, "cosine", 64)
 
 
-def _run_inference(checkpoint, params, demo_root: Path, store: Path, save_version: str):
+def _run_inference(checkpoint, params, index, store: Path, save_version: str):
     """`kedro run --pipeline inference` with the real gallery datasets (versioned files)."""
     gallery_file = str(store / "gallery_index.pt")
+    demo_root = Path(index["path"].iloc[0]).parents[1]
     catalog = DataCatalog({
         "reid_model": MemoryDataset(checkpoint),
+        "image_index": MemoryDataset(index),
+        "dataset_root": MemoryDataset(str(demo_root)),
         "previous_gallery_index": PreviousCheckpointDataset(filepath=gallery_file,
                                                             version=Version(None, None)),
         "gallery_index": TorchCheckpointDataset(filepath=gallery_file,
                                                 version=Version(None, save_version)),
         "query_identities": MemoryDataset(),
     })
-    for name, value in {"inference": params, "dataset": {"root": str(demo_root)}}.items():
-        catalog[f"params:{name}"] = value
-        for key, item in value.items():
-            catalog[f"params:{name}.{key}"] = item
+    for key, item in params.items():
+        catalog[f"params:inference.{key}"] = item
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog.load("query_identities")
 
 
 def test_every_query_is_identified_and_an_unchanged_gallery_is_not_embedded_again(
-        checkpoint, params, demo_root, tmp_path, tiny_index, embedded):
+        checkpoint, params, tmp_path, tiny_index, embedded):
     queries = tiny_index[tiny_index["split"] == "query"]
     gallery = tiny_index[tiny_index["split"] == "gallery"]
 
-    first = _run_inference(checkpoint, params, demo_root, tmp_path, "2026-01-01T00.00.00.000Z")
+    first = _run_inference(checkpoint, params, tiny_index, tmp_path, "2026-01-01T00.00.00.000Z")
     assert embedded == [len(gallery), len(queries)]
     assert first["name"].tolist() == sorted(Path(p).name for p in queries["path"])
     assert set(first.columns) == {"name", "predicted_pid", "known", "distance", "topk_pids",
@@ -91,79 +89,53 @@ def test_every_query_is_identified_and_an_unchanged_gallery_is_not_embedded_agai
     assert first["topk_pids"].map(len).eq(params["top_k"]).all()
     known = first[first["known"]]
     assert known["predicted_pid"].isin(gallery["pid"]).all()
-    assert (first.loc[~first["known"], "predicted_pid"] == "unknown").all()
+    assert (first.loc[~first["known"], "predicted_pid"] == UNKNOWN_PID).all()
     assert (first["distance"] == first["topk_distances"].str[0]).all()
 
     embedded.clear()
-    second = _run_inference(checkpoint, params, demo_root, tmp_path, "2026-01-02T00.00.00.000Z")
+    second = _run_inference(checkpoint, params, tiny_index, tmp_path, "2026-01-02T00.00.00.000Z")
     assert embedded == [len(queries)]  # the gallery came from the first run's version
     pd.testing.assert_frame_equal(first, second)
     assert len(list((tmp_path / "gallery_index.pt").iterdir())) == 2
 
 
-def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, demo_root, embedded):
-    state = _embed(checkpoint, demo_root)
+def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, embedded):
+    state = _embed(checkpoint, tiny_index)
     other = tiny_reid_checkpoint(tiny_index, image_size=(64, 48))
     embedded.clear()
-    _embed(other, demo_root, previous=state)
+    _embed(other, tiny_index, previous=state)
     assert embedded == [len(state["paths"])]
 
 
-def test_a_low_threshold_makes_every_query_unknown(checkpoint, demo_root):
-    queries = list_query_images(None, {"root": str(demo_root)})
-    gallery = _embed(checkpoint, demo_root)
+def test_a_low_threshold_makes_every_query_unknown(checkpoint, demo_root, tiny_index):
+    queries = list_query_images(None, str(demo_root))
+    gallery = _embed(checkpoint, tiny_index)
     found = identify_queries(queries, checkpoint, gallery, -1.0, 3, 64)
-    assert (found["predicted_pid"] == "unknown").all() and not found["known"].any()
+    assert (found["predicted_pid"] == UNKNOWN_PID).all() and not found["known"].any()
     assert found["topk_pids"].map(len).eq(3).all()  # still the nearest candidates
     everyone = identify_queries(queries, checkpoint, gallery, None, 3, 64)
     assert everyone["known"].all()
 
 
-def test_query_folder_takes_any_names_and_skips_what_is_not_an_image(demo_root, tmp_path,
-                                                                    caplog):
-    folder = tmp_path / "queries"
-    (folder / "sub").mkdir(parents=True)
-    first = sorted((demo_root / "query").iterdir())[0]
-    shutil.copy(first, folder / "a person.JPG")
-    shutil.copy(first, folder / "sub" / "x.png")
-    (folder / "notes.txt").write_text("not an image")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    queries = list_query_images(str(folder), {"root": "unused"})
-    assert queries["name"].tolist() == ["a person.JPG", "sub/x.png"]
-    assert "Skipped 1 non-image file(s)" in caplog.text
-    assert "Skipped unreadable query image" in caplog.text and "broken.jpg" in caplog.text
-
-
-def test_gallery_from_a_labels_csv(demo_root, tmp_path, checkpoint):
+def test_a_labels_csv_gallery_wins_over_the_image_index(demo_root, tmp_path, checkpoint,
+                                                        tiny_index):
     images = sorted((demo_root / "bounding_box_test").glob("*.jpg"))[:3]
     for image in images:
         shutil.copy(image, tmp_path / image.name)
     pd.DataFrame({"image": [i.name for i in images], "pid": [7, 7, 9]}).to_csv(
         tmp_path / "labels.csv", index=False)
     labels = {"labels_csv": str(tmp_path / "labels.csv")}
-    gallery = list_gallery_images(labels, {"root": "x"})
-    assert gallery["pid"].tolist() == [7, 7, 9] and (gallery["camid"] == -1).all()
-    state = embed_gallery(checkpoint, None, labels, {"root": "x"}, "cosine", 64)
+    state = embed_gallery(checkpoint, None, labels, tiny_index, "cosine", 64)
+    assert state["pids"].tolist() == [7, 7, 9] and (state["camids"] == -1).all()
     query = pd.DataFrame({"image": [base64.b64encode(images[2].read_bytes()).decode()]})
     found = identify_queries(query, checkpoint, state, None, 5, 64)
     assert found.loc[0, "predicted_pid"] == 9 and found.loc[0, "name"] == "query 0"
     assert found.loc[0, "distance"] == pytest.approx(0, abs=1e-5)
 
 
-@pytest.mark.parametrize("labels, message", [
-    ("image,pid\n", "is empty"),
-    ("image,person\na.jpg,1\n", "lacks column(s) ['pid']"),
-    ("image,pid\nmissing.jpg,1\n", "do not exist"),
-])
-def test_bad_gallery_sources_fail_clearly(tmp_path, labels, message):
-    (tmp_path / "labels.csv").write_text(labels)
-    with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
-        list_gallery_images({"labels_csv": str(tmp_path / "labels.csv")}, {"root": "x"})
-
-
 def test_bad_queries_and_a_gallery_of_another_backbone_fail_clearly(checkpoint, tiny_index,
                                                                     demo_root):
-    gallery = _embed(checkpoint, demo_root)
+    gallery = _embed(checkpoint, tiny_index)
     good = str(sorted((demo_root / "query").iterdir())[0])
     bad = pd.DataFrame({"image": [good, "bm90IGFuIGltYWdl"], "name": ["ok", "upload"]})
     with pytest.raises(InvalidImageError, match="1 of 2 query image.*upload"):
@@ -179,11 +151,12 @@ def test_bad_queries_and_a_gallery_of_another_backbone_fail_clearly(checkpoint, 
         publish_for_serving(vit, gallery)
 
 
-def test_the_published_model_names_its_fingerprint_and_is_built_once(checkpoint, demo_root):
-    gallery = _embed(checkpoint, demo_root)
+def test_the_published_model_names_its_fingerprint_and_is_built_once(checkpoint, demo_root,
+                                                                     tiny_index):
+    gallery = _embed(checkpoint, tiny_index)
     served_model, served_gallery = publish_for_serving(checkpoint, gallery)
     assert served_model["fingerprint"] == gallery["fingerprint"] and served_gallery is gallery
-    query = list_query_images(None, {"root": str(demo_root)}).iloc[:1]
+    query = list_query_images(None, str(demo_root)).iloc[:1]
     query["image"] = [base64.b64encode(Path(path).read_bytes()).decode() for path in query.image]
     built = []
     original = FeatureExtractor.__init__

@@ -142,7 +142,7 @@ def test_captions_longer_than_the_context_are_counted_in_one_line(caplog):
     captions = pd.DataFrame({"path": INDEX.path.tolist() * 2, "pid": 2, "source": "csv",
                              "caption": [f"{'very ' * 80}long.", "Short.", "Short.",
                                          f"{'very ' * 80}long."]})
-    with caplog.at_level(logging.INFO, logger="clip_reid.pipelines.captions.nodes"):
+    with caplog.at_level(logging.INFO, logger="clip_reid.modeling.caption_length"):
         prepare_clip_backbone(INDEX, captions, params["model"], params["caption_finetune"],
                               params["trainer"], 0)
     lines = [r.getMessage() for r in caplog.records if "context" in r.getMessage()]

@@ -8,8 +8,6 @@ from typing import Any
 
 from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
 
-UNKNOWN = "unknown"
-
 
 @dataclass
 class SearchService:
@@ -69,6 +67,6 @@ class SearchService:
             results.append({"rank": rank, "pid": int(pid), "camid": int(self._camids[row]),
                             "distance": float(distance), "row": row,
                             "name": path.replace("\\", "/").rsplit("/", 1)[-1]})
-        predicted = int(top["predicted_pid"]) if bool(top["known"]) else UNKNOWN
-        return {"predicted": predicted, "distance": float(top["distance"]), "results": results}
+        return {"predicted": top["predicted_pid"], "distance": float(top["distance"]),
+                "results": results}
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from clip_reid.data.splits import select_split
+
 logger = logging.getLogger(__name__)
 
 CAPTION_COLUMNS = ["path", "pid", "caption", "source"]
@@ -166,3 +168,10 @@ def caption_coverage(image_index: pd.DataFrame, captions: pd.DataFrame) -> pd.Da
     coverage = pd.DataFrame(rows)
     coverage["image_coverage"] = coverage["images_covered"] / coverage["images_total"]
     return coverage
+
+
+def training_pairs(image_index: pd.DataFrame, image_captions: pd.DataFrame) -> pd.DataFrame:
+    """(path, caption) pairs of training images only: test captions must not leak into training."""
+    train_paths = select_split(image_index, "train")["path"]
+    pairs = image_captions[image_captions["path"].isin(train_paths)]
+    return pairs.sort_values(["path", "caption"]).reset_index(drop=True)

@@ -5,6 +5,7 @@ from clip_reid.inference.extractor import FeatureExtractor
 from clip_reid.inference.gallery import GalleryIndex
 from clip_reid.inference.images import InvalidImageError, decode_image
 from clip_reid.inference.text_queries import InvalidTextError
+from clip_reid.metrics.open_set import UNKNOWN_PID
 
-__all__ = ["FeatureExtractor", "GalleryIndex", "InvalidImageError", "InvalidTextError",
-           "decode_image"]
+__all__ = ["UNKNOWN_PID", "FeatureExtractor", "GalleryIndex", "InvalidImageError",
+           "InvalidTextError", "decode_image"]

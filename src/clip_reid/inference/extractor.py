@@ -3,16 +3,17 @@ preprocessing and eval-mode forward pass as the evaluation pipeline, on PyTorch 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 from clip_reid.data.transforms import build_test_transform
-from clip_reid.inference.fingerprint import model_fingerprint
+from clip_reid.inference.fingerprint import checkpoint_fingerprint
 from clip_reid.inference.images import decode_image
 from clip_reid.inference.onnx_runner import OnnxRunner
 from clip_reid.inference.text_queries import checked_sentences
@@ -30,6 +31,9 @@ class FeatureExtractor:
     with onnxruntime instead of PyTorch; the PyTorch model is then never built. ``onnx_threads``
     caps onnxruntime's intra-op threads (default: one per core), e.g. one per serving worker.
     """
+
+    _last: ClassVar[dict[tuple[str, int], FeatureExtractor]] = {}  # see ``cached``
+    _last_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, checkpoint: str | Path | dict[str, Any], device: str = "cpu",
                  batch_size: int = 64, backend: str = "torch", onnx_model: Any = None,
@@ -59,6 +63,21 @@ class FeatureExtractor:
         else:
             self._model = load_reid_model(checkpoint).to(self.device).eval()
 
+    @classmethod
+    def cached(cls, checkpoint: dict[str, Any], batch_size: int = 64) -> FeatureExtractor:
+        """The PyTorch CPU extractor of ``checkpoint``, reused while the same model (by
+        fingerprint) and batch size are asked for: a served model gets a fresh deep copy of its
+        checkpoint with every request, and rebuilding the network each time would dominate the
+        latency. Only the latest is kept, so one model stays in memory."""
+        key = (checkpoint_fingerprint(checkpoint), int(batch_size))
+        with cls._last_lock:
+            if key not in cls._last:
+                cls._last.clear()
+                extractor = cls(checkpoint, batch_size=batch_size)
+                extractor._fingerprint = key[0]
+                cls._last[key] = extractor
+            return cls._last[key]
+
     @property
     def config(self) -> ReidConfig:
         return self._config
@@ -86,9 +105,10 @@ class FeatureExtractor:
     @property
     def fingerprint(self) -> str:
         """Stable hash of the checkpoint (config, normalisation, weights); see model_fingerprint.
-        Computed on first use: serving that only searches never pays for hashing the weights."""
+        Computed on first use (or read from a published checkpoint): serving that only searches
+        never pays for hashing the weights."""
         if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self._checkpoint)
+            self._fingerprint = checkpoint_fingerprint(self._checkpoint)
         return self._fingerprint
 
     def __call__(self, images: Iterable[Any], camids: Sequence[int] | None = None) -> torch.Tensor:

@@ -126,7 +126,7 @@ class GalleryIndex:
         return matrix
 
     def search(self, features: Any, k: int = 10, threshold: float | None = None) -> pd.DataFrame:
-        """One row per query: ``predicted_pid`` (top-1 pid, or -1 = unknown when ``threshold`` is
+        """One row per query: ``predicted_pid`` (top-1 pid, or UNKNOWN_PID when ``threshold`` is
         set and the top-1 distance exceeds it), ``known``, ``distance`` (top-1) and the
         list-valued ``topk_pids``, ``topk_paths``, ``topk_distances`` (closest first; plain Python
         lists, so the frame survives JSON). Distances: smaller = closer (see FaissGalleryIndex)."""
@@ -170,12 +170,12 @@ class GalleryIndex:
         pids = np.asarray(self._pids, dtype=np.int64)[rows]
         top1_pids, top1_distances = pids[:, 0], distances[:, 0]
         if threshold is None:
-            predicted, known = top1_pids, np.ones(len(rows), dtype=bool)
+            predicted, known = top1_pids.astype(object), np.ones(len(rows), dtype=bool)
         else:
             predicted = label_or_unknown(top1_pids, top1_distances, threshold)
             known = ~unknown_threshold(top1_distances, threshold)
         return pd.DataFrame({
-            "predicted_pid": predicted.astype(np.int64),
+            "predicted_pid": predicted,
             "known": known,
             "distance": top1_distances.astype(np.float64),
             "topk_pids": pids.tolist(),

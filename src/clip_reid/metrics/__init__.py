@@ -2,9 +2,9 @@
 re-ranking, faiss top-k retrieval, open-set labels, text reports and figures (no kedro)."""
 
 from clip_reid.metrics.distance import compute_distance_matrix
-from clip_reid.metrics.inputs import DISTRACTOR_PID, JUNK_PID
-from clip_reid.metrics.open_set import UNKNOWN_LABEL, label_or_unknown, unknown_threshold
+from clip_reid.metrics.open_set import UNKNOWN_PID, label_or_unknown, unknown_threshold
 from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
+from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
 from clip_reid.metrics.reference import evaluate_rank_reference
@@ -17,7 +17,7 @@ from clip_reid.metrics.topk import evaluate_topk, top_k_ranked
 __all__ = [
     "DISTRACTOR_PID",
     "JUNK_PID",
-    "UNKNOWN_LABEL",
+    "UNKNOWN_PID",
     "FaissGalleryIndex",
     "RankResult",
     "compute_distance_matrix",

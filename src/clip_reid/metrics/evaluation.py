@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 
 from clip_reid.data.settings import EvaluatedDatasetSettings
 from clip_reid.metrics.distance import METRICS, compute_distance_matrix
-from clip_reid.metrics.inputs import AP_MODES, JUNK_PID
+from clip_reid.metrics.inputs import AP_MODES
 from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
+from clip_reid.metrics.protocol import excluded_from_ranking
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
 from clip_reid.metrics.report import format_results, format_test_results
@@ -103,7 +104,7 @@ def _protocol_filter(indices: np.ndarray, distances: np.ndarray, query: dict, ga
     q_pids, q_cams = query["pids"].numpy()[:, None], query["camids"].numpy()[:, None]
     safe = np.maximum(indices, 0)
     g_pids, g_cams = gallery["pids"].numpy()[safe], gallery["camids"].numpy()[safe]
-    keep = (indices >= 0) & ~((g_pids == q_pids) & (g_cams == q_cams)) & (g_pids != JUNK_PID)
+    keep = (indices >= 0) & ~excluded_from_ranking(q_pids, q_cams, g_pids, g_cams)
     order = np.argsort(~keep, axis=1, kind="stable")[:, :top_k]  # kept items first, in order
     kept = np.take_along_axis(keep, order, 1)
     return (np.where(kept, np.take_along_axis(indices, order, 1), -1),

@@ -8,12 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-JUNK_PID = -1
-"""Market-1501 junk label: such gallery images are ignored in every ranking (official protocol)."""
-
-DISTRACTOR_PID = 0
-"""Market-1501 distractor label: an ordinary gallery identity that never matches a real query."""
-
 AP_MODES = ("standard", "market_matlab")
 
 

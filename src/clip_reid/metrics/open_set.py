@@ -9,7 +9,9 @@ import numpy as np
 
 from clip_reid.metrics.inputs import to_numpy
 
-UNKNOWN_LABEL = -1
+UNKNOWN_PID = "unknown"
+"""The one answer for "not anyone in the gallery": in GalleryIndex search frames, the inference
+CSV, the served model's JSON and the search page alike (a pid can be any integer, even -1)."""
 
 
 def unknown_threshold(top1_distances: Any, threshold: float) -> np.ndarray:
@@ -22,10 +24,9 @@ def unknown_threshold(top1_distances: Any, threshold: float) -> np.ndarray:
     return distances > threshold
 
 
-def label_or_unknown(
-    top1_labels: Any, top1_distances: Any, threshold: float, unknown_label: int = UNKNOWN_LABEL
-) -> np.ndarray:
-    """The top-1 gallery label of each query, or ``unknown_label`` where it is too far."""
+def label_or_unknown(top1_labels: Any, top1_distances: Any, threshold: float) -> np.ndarray:
+    """The top-1 gallery label of each query, or UNKNOWN_PID where it is too far (an object
+    array of Python ints and UNKNOWN_PID, so it survives JSON)."""
     labels = to_numpy(top1_labels, "top1_labels")
     unknown = unknown_threshold(top1_distances, threshold)
     if labels.shape != unknown.shape:
@@ -33,4 +34,4 @@ def label_or_unknown(
             f"top1_labels has shape {labels.shape} but top1_distances {unknown.shape}: "
             "pass one label and one distance per query."
         )
-    return np.where(unknown, unknown_label, labels)
+    return np.where(unknown, UNKNOWN_PID, labels.astype(object))

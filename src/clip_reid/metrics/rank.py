@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from clip_reid.metrics.inputs import (
-    JUNK_PID,
     RankingLabels,
     check_ap_mode,
     check_finite,
     check_positive,
     distance_matrix_array,
 )
+from clip_reid.metrics.protocol import JUNK_PID, excluded_from_ranking
 from clip_reid.metrics.rank_result import RankResult, ScoreAccumulator
 
 
@@ -57,15 +57,14 @@ def evaluate_rank(
     num_query, num_gallery = distances.shape
     labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, num_query, num_gallery)
     candidates = MatchTable(labels)
-    junk_columns = np.flatnonzero(labels.g_pids == JUNK_PID)
+    junk_columns = np.flatnonzero(labels.g_pids == JUNK_PID)  # the same for every query
     scores = ScoreAccumulator(num_query, min(max_rank, num_gallery))
     for start in range(0, num_query, chunk_size):
         rows = slice(start, min(start + chunk_size, num_query))
         block = distances[rows]
         check_finite(block, start)
         hit_ranks, num_relevant = chunk_hit_ranks(
-            block, candidates.for_queries(rows), labels.q_camids[rows], labels.g_camids,
-            junk_columns,
+            block, candidates.for_queries(rows), labels, rows, junk_columns,
         )
         scores.add(rows, hit_ranks, num_relevant, ap_mode)
     return scores.result()
@@ -102,26 +101,30 @@ class MatchTable:
 def chunk_hit_ranks(
     block: np.ndarray,
     candidates: np.ndarray,
-    q_camids: np.ndarray,
-    g_camids: np.ndarray,
+    labels: RankingLabels,
+    rows: slice,
     junk_columns: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted 1-based ranks of each query's true matches among its kept gallery items.
 
+    The protocol is applied where it can matter: to the candidates (the query's own identity)
+    and, for junk, to whole columns, so no mask of the full block is built.
     Returns (hit_ranks, num_relevant): hit_ranks is (chunk, width) padded with ``inf``.
     """
     num_rows, num_gallery = block.shape
     present = candidates >= 0
     safe = np.where(present, candidates, 0)
-    same_camera = present & (g_camids[safe] == q_camids[:, None])
-    positive = present & ~same_camera
+    removed = present & excluded_from_ranking(
+        labels.q_pids[rows, None], labels.q_camids[rows, None], labels.g_pids[safe],
+        labels.g_camids[safe])
+    positive = present & ~removed
     num_relevant = positive.sum(axis=1)
     targets = np.take_along_axis(block, safe, axis=1)
     farthest = np.where(positive, targets, -np.inf).max(axis=1, initial=-np.inf)
     nearest = np.where(positive, targets, np.inf).min(axis=1, initial=np.inf)
 
     relevant = block <= farthest[:, None]
-    removed_rows, removed_slots = np.nonzero(same_camera)
+    removed_rows, removed_slots = np.nonzero(removed)
     relevant[removed_rows, candidates[removed_rows, removed_slots]] = False
     if junk_columns.size:
         relevant[:, junk_columns] = False

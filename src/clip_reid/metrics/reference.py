@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from clip_reid.metrics.inputs import (
-    JUNK_PID,
     RankingLabels,
     check_ap_mode,
     check_finite,
     check_positive,
     distance_matrix_array,
 )
+from clip_reid.metrics.protocol import excluded_from_ranking
 from clip_reid.metrics.rank_result import RankResult
 
 
@@ -44,8 +44,7 @@ def evaluate_rank_reference(
     for q in range(num_query):
         order = np.argsort(distances[q], kind="stable")  # ties: lower gallery index first
         pids, camids = labels.g_pids[order], labels.g_camids[order]
-        same_view = (pids == labels.q_pids[q]) & (camids == labels.q_camids[q])
-        keep = ~same_view & (pids != JUNK_PID)
+        keep = ~excluded_from_ranking(labels.q_pids[q], labels.q_camids[q], pids, camids)
         matches = (pids[keep] == labels.q_pids[q]).astype(np.float64)
         if not matches.any():
             continue  # no true match left: skipped, as in torchreid

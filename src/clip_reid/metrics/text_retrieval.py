@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from clip_reid.metrics.distance import compute_distance_matrix
-from clip_reid.metrics.inputs import DISTRACTOR_PID, JUNK_PID, labels_array
+from clip_reid.metrics.inputs import labels_array
+from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
 

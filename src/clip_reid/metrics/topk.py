@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 
 from clip_reid.metrics.inputs import (
-    JUNK_PID,
     RankingLabels,
     check_ap_mode,
     check_positive,
     distance_matrix_array,
     to_numpy,
 )
+from clip_reid.metrics.protocol import JUNK_PID, excluded_from_ranking
 from clip_reid.metrics.rank_result import RankResult, ScoreAccumulator
 
 
@@ -65,7 +65,8 @@ def evaluate_topk(
 
 
 def relevant_counts(labels: RankingLabels) -> np.ndarray:
-    """Each query's number of true matches in the whole gallery under the protocol."""
+    """Each query's number of true matches in the whole gallery under the protocol: the
+    counting form of ``excluded_from_ranking`` (same pid, minus same view, junk left out)."""
     real = labels.g_pids != JUNK_PID
     same_pid = count_lookup(labels.g_pids[real], labels.q_pids)
     gallery_views, query_views = view_codes(
@@ -102,8 +103,8 @@ def retrieved_hit_ranks(
     safe = np.where(present, retrieved, 0)
     pids, camids = labels.g_pids[safe], labels.g_camids[safe]
     same_pid = pids == labels.q_pids[rows, None]
-    dropped = (same_pid & (camids == labels.q_camids[rows, None])) | (pids == JUNK_PID)
-    kept = present & ~dropped
+    kept = present & ~excluded_from_ranking(labels.q_pids[rows, None],
+                                            labels.q_camids[rows, None], pids, camids)
     hits = same_pid & kept
     kept_rank = np.cumsum(kept, axis=1)
     slot = np.cumsum(hits, axis=1) - 1
@@ -148,7 +149,8 @@ def top_k_ranked(
         order = stable_smallest_columns(distances[rows], width)
         pids, camids = labels.g_pids[order], labels.g_camids[order]
         same_pid = pids == labels.q_pids[rows, None]
-        kept = ~(same_pid & (camids == labels.q_camids[rows, None])) & (pids != JUNK_PID)
+        kept = ~excluded_from_ranking(labels.q_pids[rows, None], labels.q_camids[rows, None],
+                                      pids, camids)
         position = np.cumsum(kept, axis=1) - 1
         take_rows, take_cols = np.nonzero(kept & (position < k))
         slots = position[take_rows, take_cols]

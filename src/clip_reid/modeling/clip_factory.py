@@ -11,6 +11,7 @@ from typing import Any
 
 import open_clip
 import torch
+from open_clip.model import CLIPTextCfg
 
 from clip_reid.modeling.weights import (
     WeightsError,
@@ -49,14 +50,20 @@ def _register_tiny_configs() -> None:
         open_clip.add_model_config(TINY_CONFIG_DIR)
 
 
-def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
-    """The bare architecture: its weights are loaded next, or random is what was asked for."""
+def _known_arch(arch: str) -> str:
+    """``arch``, checked against open_clip's model configs (the tiny ones registered first)."""
     _register_tiny_configs()
     if arch not in open_clip.list_models():
         raise ValueError(
             f"Unknown CLIP architecture {arch!r}. Use RN50, ViT-B-16, tiny-rn, tiny-vit or "
             "another open_clip model name (open_clip.list_models())."
         )
+    return arch
+
+
+def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
+    """The bare architecture: its weights are loaded next, or random is what was asked for."""
+    _known_arch(arch)
     with _no_weights_notice_dropped():
         return open_clip.create_model(arch, force_quick_gelu=arch in _QUICK_GELU_ARCHS, **kwargs)
 
@@ -112,3 +119,10 @@ def tokenizer_for(arch: str):
     """The tokenizer of ``arch`` (CLIP's BPE, bundled with open_clip, works offline)."""
     _register_tiny_configs()
     return open_clip.get_tokenizer(arch)
+
+
+def text_context_length(arch: str) -> int:
+    """Token positions of ``arch``'s text tower (77 for CLIP), read from its open_clip config
+    without building the model; a config that leaves it out gets open_clip's own default."""
+    text_cfg = open_clip.get_model_config(_known_arch(arch))["text_cfg"]
+    return int(text_cfg.get("context_length", CLIPTextCfg.context_length))

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
+from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.metrics.evaluation import EvaluationSettings
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings
@@ -22,7 +23,6 @@ from clip_reid.modeling.prompt_learning import PromptLearningSettings
 from clip_reid.modeling.trainer import TrainerSettings, check_work_dir
 from clip_reid.pipelines.captions.settings import CaptionsSettings
 from clip_reid.pipelines.inference.settings import InferenceSettings
-from clip_reid.pipelines.text_search.settings import TextSearchSettings
 from clip_reid.settings_base import Locator, Settings, SettingsError
 
 SECTIONS: dict[str, type[Settings]] = {

@@ -21,18 +21,19 @@ PREDICT_PARAMS = ["params:inference.threshold", "params:inference.top_k",
 
 
 def create_gallery_pipeline(**kwargs) -> Pipeline:
-    """List the gallery and embed it, reusing the previous version's features."""
+    """List the gallery (from `image_index` unless inference.gallery names another) and embed
+    it, reusing the previous version's features."""
     return Pipeline([
         Node(embed_gallery,
              ["reid_model", "previous_gallery_index", "params:inference.gallery",
-              "params:dataset", "params:inference.metric", "params:inference.batch_size"],
+              "image_index", "params:inference.metric", "params:inference.batch_size"],
              "gallery_index", name="embed_gallery"),
     ])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """`kedro run --pipeline inference`: identify every image of the query folder."""
-    listing = Node(list_query_images, ["params:inference.queries", "params:dataset"],
+    listing = Node(list_query_images, ["params:inference.queries", "dataset_root"],
                    QUERY_INPUT, name="list_query_images")
     predict = Node(identify_queries, [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS],
                    "query_identities", name="identify_queries")

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clip_reid.inference.listing import GallerySettings
 from clip_reid.inference.serving import ServingSettings
 from clip_reid.metrics.distance import METRICS
 from clip_reid.settings_base import Settings, setting
 
 
 @dataclass(frozen=True)
-class GallerySettings(Settings):
-    root: str | None = None  # a Market-layout dataset whose bounding_box_test/ is the gallery
-    labels_csv: str | None = None  # or a CSV image,pid[,camid]; wins over root
-
-
-@dataclass(frozen=True)
 class InferenceSettings(Settings):
-    queries: str | None = None  # folder of query images; None = <dataset.root>/query
+    queries: str | None = None  # folder of query images; None = <dataset_root>/query
     gallery: GallerySettings = setting(default_factory=GallerySettings)
     threshold: float | None = setting(0.1, ge=0.0)  # top-1 distance above this → unknown
     top_k: int = setting(10, ge=1)

@@ -18,12 +18,13 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from clip_reid.data.splits import SPLITS
+
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "query", "gallery")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-JUNK_PID = -1
-DISTRACTOR_PID = 0
+JUNK_PID = -1  # Market-1501 junk: left out of the index, ignored in every ranking (official)
+DISTRACTOR_PID = 0  # Market-1501 distractor: an ordinary gallery identity matching no query
 INDEX_COLUMNS = ["split", "path", "pid", "camid", "seq", "frame", "label"]
 
 

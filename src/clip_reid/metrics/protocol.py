@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-JUNK_PID = -1
-"""Market-1501 junk label: such gallery images are ignored in every ranking (official protocol)."""
+from clip_reid.data.image_index import DISTRACTOR_PID, JUNK_PID
 
-DISTRACTOR_PID = 0
-"""Market-1501 distractor label: an ordinary gallery identity that never matches a real query."""
+__all__ = ["DISTRACTOR_PID", "JUNK_PID", "excluded_from_ranking"]
 
 
 def excluded_from_ranking(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,

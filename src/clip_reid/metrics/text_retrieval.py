@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from clip_reid.data.splits import TEST_SPLITS
 from clip_reid.metrics.distance import compute_distance_matrix
 from clip_reid.metrics.inputs import labels_array
 from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
 
-TEST_SPLITS = ("query", "gallery")
 # A camera id no gallery image has: evaluate_rank then removes nothing for being "same camera".
 NO_CAMERA = -(2**62)
 

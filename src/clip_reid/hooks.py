@@ -1,5 +1,6 @@
-"""Project hooks: parameters checked before any node runs, and catalog outputs marked
-``metadata: {mlflow_artifact: true}`` logged as MLflow artifacts.
+"""Project hooks: parameters checked before any node runs, outputs read back from this run's
+own version, and catalog outputs marked ``metadata: {mlflow_artifact: true}`` logged as MLflow
+artifacts.
 
 kedro-mlflow's MlflowArtifactDataset cannot wrap a *versioned* dataset in Kedro 1.7 (the
 wrapped dataset picks its own save timestamp, which the catalog rejects), and results must be
@@ -17,7 +18,7 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 
-from clip_reid.pipelines.kedro_private import saved_path
+from clip_reid.pipelines.kedro_private import pin_load_to_save_version, saved_path
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,18 @@ class ParameterValidationHook:
             locate = ParameterFiles(self._conf_source, self._envs,
                                     run_params["runtime_params"])
         validate_parameters(catalog.load("parameters"), locate)
+
+
+class RunOwnOutputsHook:
+    """A dataset a run writes and reads back (`reid_model` between encoder_training and
+    evaluation) is read at the version this run wrote, even when another run in the same
+    project saved a newer one meanwhile."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: CatalogProtocol) -> None:
+        for name in pipeline.all_outputs():
+            if name in catalog:
+                pin_load_to_save_version(catalog.get(name))
 
 
 class MlflowArtifactHook:

@@ -16,11 +16,15 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
 }
 
-from clip_reid.hooks import MlflowArtifactHook, ParameterValidationHook  # noqa: E402
+from clip_reid.hooks import (  # noqa: E402
+    MlflowArtifactHook,
+    ParameterValidationHook,
+    RunOwnOutputsHook,
+)
 from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
 
 # kedro-mlflow's hook runs as TrackedRunHook (redaction, run tags, killed runs marked), last in
 # HOOKS so that, like the plugin's own instance, it is called first (pluggy calls LIFO). The
 # parameter check is `tryfirst`: a bad parameter stops the run before an MLflow run opens.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
-HOOKS = (ParameterValidationHook(), MlflowArtifactHook(), TrackedRunHook())
+HOOKS = (ParameterValidationHook(), RunOwnOutputsHook(), MlflowArtifactHook(), TrackedRunHook())

@@ -33,8 +33,9 @@ def test_target_folder_is_indexed_with_its_layout_and_only_query_gallery_kept(ti
     assert (evaluated["split"] == "query").sum() == 2
     assert (evaluated["split"] == "gallery").sum() == 4  # the junk crop is counted, not kept
     assert all(path.startswith(str(tiny_market)) for path in evaluated["path"])
-    assert about["cross_dataset"] and about["trained_on"] == "demo"
-    assert "cross-dataset: the model was trained on demo" in describe_dataset(about)
+    assert about["cross_dataset"] and about["trained_on"] == "demo (data/01_raw/demo_market)"
+    assert "cross-dataset: the model's training set is demo (data/01_raw/demo_market)" in (
+        describe_dataset(about))
     assert "1 junk (pid -1) dropped" in caplog.text
     assert "evaluated on market1501" in caplog.text
 

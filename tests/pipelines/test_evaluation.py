@@ -89,7 +89,8 @@ def test_cross_dataset_evaluation_scores_the_other_dataset_and_says_so(
                                            "params:trainer": tiny_params["trainer"]})
     metrics = out["evaluation_metrics"]
     assert metrics["dataset"] == {"name": "demo", "variant": None, "root": str(other),
-                                  "cross_dataset": True, "trained_on": "demo"}
+                                  "cross_dataset": True,
+                                  "trained_on": "demo (data/01_raw/demo_market)"}
     queries = out["query_predictions"]["query_path"]
     assert len(queries) == metrics["num_valid_queries"] > 0
     assert all(path.startswith(str(other)) for path in queries)  # not the training dataset's

@@ -35,12 +35,12 @@ def evaluated_query_gallery(
     log_ingestion(index, report, layout, target.root)
     test = index[index["split"].isin(TEST_SPLITS)].reset_index(drop=True)
     logger.info(
-        "Cross-dataset evaluation: a model trained on %s, evaluated on %s (%s): %d query and "
-        "%d gallery images", training.name, layout.name, target.root,
+        "Cross-dataset evaluation: a model trained on %s (%s), evaluated on %s (%s): %d query "
+        "and %d gallery images", training.name, training.root, layout.name, target.root,
         int((test["split"] == "query").sum()), int((test["split"] == "gallery").sum()),
     )
     return test, {"name": layout.name, "variant": target.variant, "root": target.root,
-                  "cross_dataset": True, "trained_on": training.name}
+                  "cross_dataset": True, "trained_on": f"{training.name} ({training.root})"}
 
 
 def describe_dataset(evaluated: dict[str, Any]) -> str:
@@ -48,5 +48,5 @@ def describe_dataset(evaluated: dict[str, Any]) -> str:
     name = " ".join(filter(None, [evaluated["name"], evaluated["variant"]]))
     text = f"{name} ({evaluated['root']})"
     if evaluated["cross_dataset"]:
-        text += f", cross-dataset: the model was trained on {evaluated['trained_on']}"
+        text += f", cross-dataset: the model's training set is {evaluated['trained_on']}"
     return text

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractVersionedDataset
+from kedro.io import AbstractVersionedDataset, Version
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 # PipelineML re-checks its training/inference binding in this method whenever the pipeline is
@@ -26,3 +26,17 @@ def saved_path(dataset: Any) -> Path | None:
             return Path(str(dataset._get_versioned_path(version)))
     filepath = getattr(dataset, "_filepath", None)
     return Path(str(filepath)) if filepath is not None else None
+
+
+def pin_load_to_save_version(dataset: Any) -> bool:
+    """Make a versioned dataset load the version this run saves, instead of the newest on disk.
+
+    Kedro resolves an unpinned load version to the latest timestamp at load time, so with two
+    runs in one project a stage would read the other run's output (its session started later)
+    and report a model it did not train. Only datasets without an explicit `--load-versions`
+    are pinned. Returns whether it pinned."""
+    version = getattr(dataset, "_version", None)
+    if not isinstance(dataset, AbstractVersionedDataset) or version is None or version.load:
+        return False
+    dataset._version = Version(version.save, version.save)
+    return True

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import click
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from kedro.io.core import DatasetError, VersionNotFoundError
@@ -150,18 +151,24 @@ def test_evaluation_before_training_says_what_to_run(fresh_clone):
     log = output(result)
     assert result.returncode == 1, log[-3000:]
     assert "Traceback" not in log and "╭" not in log
+    # evaluation first reads the image index (which query and gallery), then the model
     assert _error_lines(log) == [
-        "Error: `reid_model` does not exist yet (nothing at data/06_models/reid_model.pt); the "
-        "`encoder_training` stage makes it.",
-        "Make it with `kedro run --pipeline full`, or point `reid_model` at an existing file in "
+        "Error: `image_index` does not exist yet (nothing at "
+        "data/02_intermediate/image_index.parquet); the `data_ingestion` stage makes it.",
+        "Make it with `kedro run --pipeline full`, or point `image_index` at an existing file in "
         "conf/local/catalog.yml. (--verbose: traceback)",
     ]
 
 
-def test_load_version_that_does_not_exist(fresh_clone):
-    versions = fresh_clone / "data" / "06_models" / "reid_model.pt"
+def test_load_version_that_does_not_exist(tmp_path):
+    ingested = copy_project(tmp_path)
+    index = ingested / "data" / "02_intermediate" / "image_index.parquet"
+    index.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"split": ["query"], "path": ["q.jpg"], "pid": [1], "camid": [0]}).to_parquet(
+        index)
+    versions = ingested / "data" / "06_models" / "reid_model.pt"
     (versions / "2026-01-01T00.00.00.000Z").mkdir(parents=True)
-    result = kedro(fresh_clone, "run", "--pipeline", "evaluation", "--env", "e2e",
+    result = kedro(ingested, "run", "--pipeline", "evaluation", "--env", "e2e",
                    "--load-versions", "reid_model:2020-01-01T00.00.00.000Z")
     log = output(result)
     assert result.returncode == 1, log[-3000:]

@@ -52,13 +52,20 @@ class ParameterValidationHook:
 class RunOwnOutputsHook:
     """A dataset a run writes and reads back (`reid_model` between encoder_training and
     evaluation) is read at the version this run wrote, even when another run in the same
-    project saved a newer one meanwhile."""
+    project saved a newer one meanwhile. Pinned once saved, so whatever this run does not
+    write (`--only-missing-outputs`, inputs of a partial run) still resolves to the latest."""
+
+    def __init__(self) -> None:
+        self._catalog: CatalogProtocol | None = None
 
     @hook_impl
-    def before_pipeline_run(self, pipeline: Any, catalog: CatalogProtocol) -> None:
-        for name in pipeline.all_outputs():
-            if name in catalog:
-                pin_load_to_save_version(catalog.get(name))
+    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
+        self._catalog = catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        if self._catalog is not None:
+            pin_load_to_save_version(self._catalog.get(dataset_name))
 
 
 class MlflowArtifactHook:

@@ -8,7 +8,6 @@ Lightning's `last.ckpt` when a stage resumes, and the search page's saved galler
 
 import logging
 import pathlib
-import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +18,7 @@ from toy_training import FINGERPRINT, fit_toy
 from clip_reid.app.cli import load_gallery
 from clip_reid.inference import FeatureExtractor
 from clip_reid.io import TorchCheckpointDataset
+from clip_reid.io.checkpoint_file import CheckpointFileError
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
 from clip_reid.modeling.trainer import RESUME_FILE, resume_checkpoint
 
@@ -64,7 +64,7 @@ def test_catalog_checkpoints_refuse_it(evil, tmp_path, snapshot):
 def test_the_feature_extractor_refuses_it(evil, tmp_path, snapshot):
     path, marker = evil
     before = snapshot(tmp_path)
-    with pytest.raises(pickle.UnpicklingError, match=REFUSED):
+    with pytest.raises(CheckpointFileError, match=rf"Refused to load {path}: .*\({REFUSED}"):
         FeatureExtractor(path)
     assert not marker.exists() and snapshot(tmp_path) == before
 
@@ -87,7 +87,8 @@ def test_a_resumed_stage_refuses_it_and_starts_afresh(evil, tmp_path, caplog):
         module, result = fit_toy(work)
     assert not marker.exists()
     assert module.epochs_started == [0, 1, 2, 3] and result.epochs == 4
-    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    [warning] = [r.getMessage() for r in caplog.records
+                 if r.levelno == logging.WARNING and r.name == "clip_reid.modeling.trainer"]
     assert warning.startswith(f"Cannot resume from {work / RESUME_FILE} (UnpicklingError: "
                               f"{REFUSED}")
     [aside] = list(work.iterdir())
@@ -100,6 +101,7 @@ def test_the_search_page_refuses_a_saved_gallery_with_it(evil, tmp_path, snapsho
     (versions / "2026-01-01T00.00.00.000Z").mkdir(parents=True)
     (versions / "2026-01-01T00.00.00.000Z" / "gallery_index.pt").write_bytes(path.read_bytes())
     before = snapshot(tmp_path)
-    with pytest.raises(pickle.UnpicklingError, match=REFUSED):
+    with pytest.raises(CheckpointFileError,
+                       match=rf"Refused to load .*gallery_index.pt: .*{REFUSED}"):
         load_gallery(SimpleNamespace(fingerprint="x"), versions, None, 8)
     assert not marker.exists() and snapshot(tmp_path) == before

@@ -7,12 +7,12 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 import yaml
 
 from clip_reid.app.search import SearchService
 from clip_reid.data.market import build_image_index
 from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.io.checkpoint_file import load_checkpoint_file
 
 logger = logging.getLogger("clip_reid.app")
 
@@ -43,7 +43,8 @@ def load_gallery(extractor: FeatureExtractor, versions: Path, dataset_root: Path
     embedded now (and the newest saved one's features reused where the model matches)."""
     if versions.is_dir():
         for path in sorted(versions.glob(f"*/{versions.name}"), reverse=True):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_checkpoint_file(
+                path, "delete it and re-run `kedro run --pipeline full`, which writes it")
             if state.get("fingerprint") == extractor.fingerprint:
                 logger.info("Gallery: %s (%d images).", path, len(state["paths"]))
                 return GalleryIndex.from_state(state)

@@ -17,6 +17,7 @@ from clip_reid.inference.fingerprint import checkpoint_fingerprint
 from clip_reid.inference.images import decode_image
 from clip_reid.inference.onnx_runner import OnnxRunner
 from clip_reid.inference.text_queries import checked_sentences
+from clip_reid.io.checkpoint_file import load_checkpoint_file
 from clip_reid.modeling import ClipReidModel, ReidConfig, TextEncoder, load_reid_model
 from clip_reid.modeling.text_tower import encode_tokens, has_text_tower, load_text_tower
 
@@ -197,7 +198,8 @@ class FeatureExtractor:
 
 def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(checkpoint, str | Path):
-        checkpoint = _read_checkpoint_file(Path(checkpoint))
+        checkpoint = load_checkpoint_file(
+            checkpoint, "copy it again, or re-run the encoder_training pipeline that writes it")
     if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
         raise ValueError(
             "Not a ReID model checkpoint: expected a dict with 'config', 'state_dict' and "
@@ -209,20 +211,6 @@ def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
             "cannot be reproduced: re-save it with the encoder_training pipeline."
         )
     return checkpoint
-
-
-def _read_checkpoint_file(path: Path) -> Any:
-    """``torch.load`` of ``path``, with torch's bare EOFError (zero-byte file) and RuntimeError
-    (truncated zip archive) turned into an error naming the file."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, RuntimeError) as error:
-        size = path.stat().st_size if path.is_file() else 0
-        raise ValueError(
-            f"Cannot load the checkpoint {path} ({size:,} bytes): {error or 'it ends early'}. "
-            "The file is empty or truncated (an interrupted copy or download?): copy it again, "
-            "or re-run the encoder_training pipeline that writes it."
-        ) from error
 
 
 def _feature_dim(state_dict: dict[str, torch.Tensor]) -> int:

@@ -104,7 +104,8 @@ class TorchCheckpointDataset(AtomicFileDataset):
             return torch.load(stream, map_location="cpu", weights_only=True)
         except Exception as error:
             raise DatasetError(
-                f"Cannot load checkpoint {path}: {error}. The file is damaged or not a "
+                f"Cannot load checkpoint {path}: {error or type(error).__name__}. The file is "
+                "damaged or not a "
                 "checkpoint written by this project; delete it and re-run the stage that writes it."
             ) from error
 

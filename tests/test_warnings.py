@@ -33,6 +33,12 @@ EXAMPLES = {
     "functions correctly, specify the `input_example` parameter.\x1b[0m",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated": "`isinstance(treespec, LeafSpec)` is "
     "deprecated, use `isinstance(treespec, TreeSpec) and treespec.is_leaf()` instead.",
+    r"`torch\.jit\.load` is deprecated": "`torch.jit.load` is deprecated. Please switch to "
+    "`torch.export`.",
+    r"Support for class-based `config` is deprecated": "Support for class-based `config` is "
+    "deprecated, use ConfigDict instead. Deprecated in Pydantic V2.0 to be removed in V3.0.",
+    r"The ``noload`` loader strategy is deprecated": "The ``noload`` loader strategy is "
+    "deprecated and will be removed in a future release. (deprecated since: 2.1)",
 }
 
 def unlisted(records: list[str]) -> list[str]:

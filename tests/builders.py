@@ -30,6 +30,14 @@ def write_crop(path: Path, seed: int, size: tuple[int, int] = (64, 128)) -> None
     Image.fromarray(pixels).save(path, quality=90)
 
 
+def write_labelled_crops(folder: Path, pids: list[int]) -> list[str]:
+    """One random crop per identity, ``<pid>.jpg`` seeded by its pid; returns the paths."""
+    paths = [str(folder / f"{pid:04d}.jpg") for pid in pids]
+    for pid, path in zip(pids, paths, strict=True):
+        write_crop(Path(path), seed=pid)
+    return paths
+
+
 def write_market_tree(root: Path, names: dict[str, list[str]]) -> Path:
     """Write crops named as given under each split folder (``train``/``query``/``gallery``)."""
     folders = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

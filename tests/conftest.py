@@ -4,6 +4,7 @@ dataset with demo parameters shrunk to seconds that the stage-level tests train 
 import copy
 from pathlib import Path
 
+import mlflow
 import pytest
 from builders import base_parameters, write_market_tree
 
@@ -25,6 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
             "filterwarnings",
             f"ignore:{known.message}:{known.category.__name__}:{known.module}\\Z",
         )
+
+
+@pytest.fixture
+def mlflow_tracking(tmp_path: Path):
+    """In-process MLflow calls go to a SQLite store under tmp_path; the previous URI comes back."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'tracking.db'}")
+    yield
+    mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture

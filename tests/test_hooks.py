@@ -1,11 +1,14 @@
 """Project hooks that shape a run: outputs read back at this run's own version."""
 
+from pathlib import Path
+
+import mlflow
 import pandas as pd
 import pytest
 from kedro.io import DataCatalog, Version
 from kedro_datasets.pandas import CSVDataset
 
-from clip_reid.hooks import RunOwnOutputsHook
+from clip_reid.hooks import MlflowArtifactHook, RunOwnOutputsHook
 
 MINE, NEWER = "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.20.000Z"
 
@@ -36,3 +39,20 @@ def test_what_a_run_does_not_write_still_resolves_to_the_latest(tmp_path):
     RunOwnOutputsHook().after_catalog_created(catalog)
     assert catalog.exists("model")  # --only-missing-outputs sees the trained model
     assert catalog.load("model")["run"].tolist() == ["old"]
+
+
+def test_marked_outputs_are_logged_as_artifacts_of_the_active_run(tmp_path, mlflow_tracking):
+    marked = CSVDataset(filepath=str(tmp_path / "stats.csv"),
+                        metadata={"mlflow_artifact": True, "artifact_path": "08_reporting"})
+    catalog = DataCatalog({"stats": marked,
+                           "plain": CSVDataset(filepath=str(tmp_path / "plain.csv"))})
+    hook = MlflowArtifactHook()
+    hook.after_catalog_created(catalog)
+    experiment = mlflow.create_experiment("hooks", artifact_location=(tmp_path / "art").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        for name in ("stats", "plain"):
+            catalog.save(name, pd.DataFrame({"a": [1]}))
+            hook.after_dataset_saved(name, None)
+    logged = mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="08_reporting")
+    assert [Path(item.path).name for item in logged] == ["stats.csv"]
+    assert not mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="plain")

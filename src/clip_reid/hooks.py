@@ -49,11 +49,8 @@ class ParameterValidationHook:
         validate_parameters(catalog.load("parameters"), locate)
 
 
-class RunOwnOutputsHook:
-    """A dataset a run writes and reads back (`reid_model` between encoder_training and
-    evaluation) is read at the version this run wrote, even when another run in the same
-    project saved a newer one meanwhile. Pinned once saved, so whatever this run does not
-    write (`--only-missing-outputs`, inputs of a partial run) still resolves to the latest."""
+class _CatalogHook:
+    """A hook that acts on saved datasets and so needs the run's catalog to find them."""
 
     def __init__(self) -> None:
         self._catalog: CatalogProtocol | None = None
@@ -61,6 +58,13 @@ class RunOwnOutputsHook:
     @hook_impl
     def after_catalog_created(self, catalog: CatalogProtocol) -> None:
         self._catalog = catalog
+
+
+class RunOwnOutputsHook(_CatalogHook):
+    """A dataset a run writes and reads back (`reid_model` between encoder_training and
+    evaluation) is read at the version this run wrote, even when another run in the same
+    project saved a newer one meanwhile. Pinned once saved, so whatever this run does not
+    write (`--only-missing-outputs`, inputs of a partial run) still resolves to the latest."""
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
@@ -68,15 +72,8 @@ class RunOwnOutputsHook:
             pin_load_to_save_version(self._catalog.get(dataset_name))
 
 
-class MlflowArtifactHook:
+class MlflowArtifactHook(_CatalogHook):
     """After a marked dataset is saved, log the saved file under ``artifact_path`` (its layer)."""
-
-    def __init__(self) -> None:
-        self._catalog: CatalogProtocol | None = None
-
-    @hook_impl
-    def after_catalog_created(self, catalog: CatalogProtocol) -> None:
-        self._catalog = catalog
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from builders import write_crop
+from builders import write_labelled_crops
 
 from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, GalleryIndex, InvalidImageError
 from clip_reid.inference.identify import identify
@@ -14,11 +14,7 @@ from clip_reid.inference.identify import identify
 @pytest.fixture(scope="module")
 def served(rn_checkpoint, tmp_path_factory):
     """An extractor and a gallery of four crops (pids 1..4) it embedded."""
-    folder = tmp_path_factory.mktemp("gallery")
-    paths = []
-    for pid in range(1, 5):
-        write_crop(folder / f"{pid:04d}.jpg", seed=pid)
-        paths.append(str(folder / f"{pid:04d}.jpg"))
+    paths = write_labelled_crops(tmp_path_factory.mktemp("gallery"), [1, 2, 3, 4])
     extractor = FeatureExtractor(rn_checkpoint, batch_size=2)
     return extractor, GalleryIndex.build(extractor, paths, [1, 2, 3, 4]), paths
 

@@ -1,7 +1,7 @@
 """Sentences for a text search, and the table of the gallery images that answer them."""
 
 import pytest
-from builders import write_crop
+from builders import write_labelled_crops
 
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 from clip_reid.inference.text_search import (
@@ -27,11 +27,7 @@ def test_sentences_from_a_string_a_list_and_a_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def gallery(rn_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gallery")
-    paths = []
-    for pid in range(1, 5):
-        write_crop(folder / f"{pid:04d}.jpg", seed=pid)
-        paths.append(str(folder / f"{pid:04d}.jpg"))
+    paths = write_labelled_crops(tmp_path_factory.mktemp("gallery"), [1, 2, 3, 4])
     extractor = FeatureExtractor(rn_checkpoint)
     return extractor, GalleryIndex.build(extractor, paths, [1, 2, 3, 4], camids=[0, 1, 2, 3])
 

@@ -49,7 +49,7 @@ def test_the_payload_is_live(evil, tmp_path):
     """The control: loaded the unsafe way, the payload does run (so the refusals below mean
     something)."""
     path, marker = evil
-    torch.load(path, weights_only=False)
+    torch.load(path, weights_only=False)  # deliberately unsafe: the control, on our own file
     assert marker.exists()
 
 

@@ -105,8 +105,8 @@ class TorchCheckpointDataset(AtomicFileDataset):
         except Exception as error:
             raise DatasetError(
                 f"Cannot load checkpoint {path}: {error or type(error).__name__}. The file is "
-                "damaged or not a "
-                "checkpoint written by this project; delete it and re-run the stage that writes it."
+                "damaged or not a checkpoint written by this project; delete it and re-run the "
+                "stage that writes it."
             ) from error
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
+from kedro.pipeline import Pipeline
 
 from clip_reid.pipelines.kedro_private import pin_load_to_save_version, saved_path
 
@@ -39,14 +40,20 @@ class ParameterValidationHook:
         self._envs = [loader.base_env, context.env or loader.default_run_env]
 
     @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, run_params: dict[str, Any], catalog: CatalogProtocol) -> None:
-        from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
+                            catalog: CatalogProtocol) -> None:
+        from clip_reid.pipelines.parameters import (
+            TRAINING_STAGES,
+            ParameterFiles,
+            validate_parameters,
+        )
 
         locate = None
         if self._conf_source is not None:
             locate = ParameterFiles(self._conf_source, self._envs,
                                     run_params["runtime_params"])
-        validate_parameters(catalog.load("parameters"), locate)
+        running = [stage for stage in TRAINING_STAGES if f"params:{stage}" in pipeline.inputs()]
+        validate_parameters(catalog.load("parameters"), locate, running)
 
 
 class _CatalogHook:

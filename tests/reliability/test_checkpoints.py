@@ -14,8 +14,8 @@ from toy_training import CrashAt, fit_toy
 
 from clip_reid.io import TorchCheckpointDataset
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
-from clip_reid.modeling.trainer import RESUME_FILE
 from clip_reid.modeling.weights import read_openai_state_dict
+from clip_reid.modeling.work_dir import MARKER_FILE, RESUME_FILE
 
 
 def _interrupted_work_dir(tmp_path):
@@ -35,12 +35,13 @@ def test_a_damaged_last_ckpt_is_moved_aside_and_the_stage_starts_afresh(tmp_path
     content = {"zero bytes": b"", "truncated": checkpoint.read_bytes()[:700],
                "garbage": b"truncated by a full disk"}[damage]
     checkpoint.write_bytes(content)
-    with caplog.at_level(logging.INFO, logger="clip_reid.modeling.trainer"):
+    with caplog.at_level(logging.INFO, logger="clip_reid.modeling"):
         module, result = fit_toy(work)
     assert module.epochs_started == [0, 1, 2, 3] and result.epochs == 4
     warnings = [r.getMessage() for r in caplog.records
                 if r.levelno == logging.WARNING and r.name == "clip_reid.modeling.trainer"]
-    [aside] = list(work.iterdir())  # the stage finished: only the moved-aside file is left
+    # the stage finished: the moved-aside file is left, in a folder still marked as the project's
+    [aside] = [path for path in work.iterdir() if path.name != MARKER_FILE]
     assert aside.name.startswith(f"{RESUME_FILE}.unreadable-")
     assert aside.read_bytes() == content
     assert len(warnings) == 1

@@ -20,7 +20,8 @@ from clip_reid.inference import FeatureExtractor
 from clip_reid.io import TorchCheckpointDataset
 from clip_reid.io.checkpoint_file import CheckpointFileError
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
-from clip_reid.modeling.trainer import RESUME_FILE, resume_checkpoint
+from clip_reid.modeling.trainer import resume_checkpoint
+from clip_reid.modeling.work_dir import RESUME_FILE
 
 REFUSED = "Weights only load failed"
 

@@ -7,11 +7,10 @@ tests/test_kedro_run.py::test_a_bad_parameter_stops_the_run_before_any_node.
 """
 
 import copy
-from types import SimpleNamespace
 
 import pytest
-from builders import REPO_ROOT, base_parameters
-from kedro.io import DataCatalog, MemoryDataset
+from builders import base_parameters
+from reliability.run_start import start_run
 from toy_training import Toy, toy_loader, toy_settings
 
 from clip_reid.hooks import ParameterValidationHook
@@ -50,21 +49,10 @@ def _params(tmp_path, dotted: str, value) -> dict:
     return params
 
 
-def _start_run(params: dict, runtime_params: dict) -> None:
-    """What `kedro run --params ...` does before its first node: the hook sees the context,
-    then the run's parameters."""
-    hook = ParameterValidationHook()
-    loader = SimpleNamespace(conf_source=REPO_ROOT / "conf", base_env="base",
-                             default_run_env="local")
-    hook.after_context_created(SimpleNamespace(config_loader=loader, env=None))
-    hook.before_pipeline_run({"runtime_params": runtime_params},
-                             DataCatalog({"parameters": MemoryDataset(params)}))
-
-
 @pytest.mark.parametrize(("dotted", "value", "allowed"), CASES)
 def test_a_bad_value_given_with_params_is_refused_at_run_start(tmp_path, dotted, value, allowed):
     with pytest.raises(SettingsError) as raised:
-        _start_run(_params(tmp_path, dotted, value), _nested(dotted, value))
+        start_run(_params(tmp_path, dotted, value), _nested(dotted, value))
     assert str(raised.value) == (f"Parameter {dotted} = {value!r} (set in --params) is invalid: "
                                  f"expected {allowed}.")
     assert not list(tmp_path.iterdir())  # nothing was created: no work folder, no output
@@ -72,7 +60,7 @@ def test_a_bad_value_given_with_params_is_refused_at_run_start(tmp_path, dotted,
 
 def test_a_bad_value_in_a_file_names_the_file(tmp_path):
     with pytest.raises(SettingsError) as raised:
-        _start_run(_params(tmp_path, "encoder_training.max_epochs", 0), {})
+        start_run(_params(tmp_path, "encoder_training.max_epochs", 0), {})
     assert "encoder_training.max_epochs = 0 (set in " in str(raised.value)
     assert "conf/base/parameters_encoder_training.yml) is invalid" in str(raised.value)
 

@@ -18,7 +18,8 @@ from clip_reid.modeling.prompt_learning import (
     cache_train_features,
     learn_prompts,
 )
-from clip_reid.modeling.trainer import RESUME_FILE, TrainerSettings
+from clip_reid.modeling.trainer import TrainerSettings
+from clip_reid.modeling.work_dir import RESUME_FILE
 
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 

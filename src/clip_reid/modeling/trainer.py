@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,19 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, MLFlowLogger
 from torch.utils.data import DataLoader
 
+from clip_reid.modeling.work_dir import (
+    FINGERPRINT_FILE,
+    PROGRESS_FILE,
+    RESUME_FILE,
+    claim,
+    finish,
+    move_aside,
+    remove_own_files,
+)
 from clip_reid.settings_base import Settings, setting
 
 logger = logging.getLogger(__name__)
 
-RESUME_FILE = "last.ckpt"
-FINGERPRINT_FILE = "settings.json"
-PROGRESS_FILE = "progress.json"
-MARKER_FILE = ".clip_reid_work_dir"  # written into every work folder the project creates
-OWN_FILES = (RESUME_FILE, f"{RESUME_FILE}.partial", FINGERPRINT_FILE, PROGRESS_FILE)
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
@@ -72,34 +75,6 @@ def resolve_device(settings: TrainerSettings, explicit: str | None = None) -> to
     return torch.device({"gpu": "cuda"}.get(accelerator, accelerator))
 
 
-class WorkDirError(RuntimeError):
-    """A stage's work folder holds files the project did not write."""
-
-
-def check_work_dir(work_dir: Path) -> None:
-    """Refuse a non-empty folder without the project's marker (it may hold anyone's files)."""
-    if work_dir.exists() and not work_dir.is_dir():
-        raise WorkDirError(f"work_dir {work_dir} is a file, not a folder: name a new folder.")
-    if work_dir.is_dir() and not (work_dir / MARKER_FILE).is_file() and any(work_dir.iterdir()):
-        raise WorkDirError(
-            f"work_dir {work_dir} is not empty and was not created by clip-reid (no "
-            f"{MARKER_FILE} in it). A stage deletes its work folder's contents when done, so it "
-            "only uses a new or empty folder: set work_dir to one (e.g. "
-            "data/06_models/work/<stage>)."
-        )
-
-
-def _claim(work_dir: Path) -> None:
-    check_work_dir(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / MARKER_FILE).touch()
-
-
-def _remove_own_files(work_dir: Path) -> None:
-    for name in OWN_FILES:
-        (work_dir / name).unlink(missing_ok=True)
-
-
 def _fingerprint(settings: dict[str, Any]) -> str:
     """A stable hash of everything that makes a resume checkpoint compatible."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
@@ -110,9 +85,7 @@ def _readable(checkpoint: Path) -> bool:
     try:
         torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to load means "cannot resume"
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        aside = checkpoint.with_name(f"{checkpoint.name}.unreadable-{stamp}")
-        checkpoint.rename(aside)
+        aside = move_aside(checkpoint)
         logger.warning("Cannot resume from %s (%s: %s); moved it to %s and starting this stage "
                        "afresh.", checkpoint, type(error).__name__, error, aside)
         return False
@@ -122,7 +95,7 @@ def _readable(checkpoint: Path) -> bool:
 def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | None:
     """The checkpoint to resume from, if an interrupted run with the same settings left one
     (an unreadable one is moved aside). Otherwise the folder is reset for a fresh run."""
-    _claim(work_dir)
+    claim(work_dir)
     fingerprint_file = work_dir / FINGERPRINT_FILE
     fingerprint = _fingerprint(run_settings)
     checkpoint = work_dir / RESUME_FILE
@@ -133,21 +106,10 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
                 return checkpoint
         else:
             logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
-    _remove_own_files(work_dir)
+    remove_own_files(work_dir)
     fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint, "settings": run_settings},
                                            default=str, indent=2))
     return None
-
-
-def finish_work_dir(work_dir: Path) -> None:
-    """A finished stage's resume state is obsolete: remove the files it wrote (and the folder
-    when nothing else is left in it)."""
-    _remove_own_files(work_dir)
-    (work_dir / MARKER_FILE).unlink(missing_ok=True)
-    try:
-        work_dir.rmdir()
-    except OSError:
-        logger.info("Kept %s: it holds other files (e.g. a checkpoint moved aside).", work_dir)
 
 
 class ResumePoint(Callback):
@@ -340,6 +302,6 @@ def fit_resumable(
         fit.fit(module, train_dataloaders=data, ckpt_path=resume, weights_only=True)
     raise_if_interrupted(fit, work_dir)
     epochs = epochs_completed(work_dir)
-    finish_work_dir(work_dir)
+    finish(work_dir)
     metrics = {k: float(v) for k, v in fit.callback_metrics.items() if v.numel() == 1}
     return FitResult(epochs, metrics)

@@ -7,6 +7,7 @@ hour of training first).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.prompt_learning import PromptLearningSettings
-from clip_reid.modeling.trainer import TrainerSettings, check_work_dir
+from clip_reid.modeling.trainer import TrainerSettings
+from clip_reid.modeling.work_dir import check_work_dir
 from clip_reid.pipelines.captions.settings import CaptionsSettings
 from clip_reid.pipelines.inference.settings import InferenceSettings
 from clip_reid.settings_base import Locator, Settings, SettingsError
@@ -41,18 +43,35 @@ SECTIONS: dict[str, type[Settings]] = {
 TRAINING_STAGES = ("caption_finetune", "prompt_learning", "encoder_training")
 
 
-def validate_parameters(params: Mapping[str, Any], locate: Locator | None = None
-                        ) -> dict[str, Settings]:
-    """Every block as its settings object; the first problem raises a SettingsError. Work
-    folders are checked too (a folder the project did not create is refused)."""
+def validate_parameters(params: Mapping[str, Any], locate: Locator | None = None,
+                        stages: Iterable[str] = TRAINING_STAGES) -> dict[str, Settings]:
+    """Every block as its settings object; the first problem raises a SettingsError. The work
+    folders of the training ``stages`` that will run are checked too (a folder the project did
+    not create is refused); caption_finetune's only when it is enabled."""
+    _refuse_unknown_blocks(params, locate)
     seed = params["seed"] if "seed" in params else None
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise SettingsError(f"Parameter seed = {seed!r} is invalid: expected an integer.")
     settings = {name: cls.from_params(params[name] if name in params else None, name, locate)
                 for name, cls in SECTIONS.items()}
-    for stage in TRAINING_STAGES:
-        check_work_dir(Path(settings[stage].work_dir))
+    for stage in stages:
+        if stage != "caption_finetune" or settings[stage].enabled:
+            check_work_dir(Path(settings[stage].work_dir), f"{stage}.work_dir")
     return settings
+
+
+def _refuse_unknown_blocks(params: Mapping[str, Any], locate: Locator | None) -> None:
+    """A misspelt block (``encoder_trainig``) would otherwise be ignored and the run would use
+    the defaults."""
+    valid = sorted([*SECTIONS, "seed"])
+    for name in sorted(set(params) - set(valid)):
+        nearest = difflib.get_close_matches(name, valid, n=1)
+        hint = f"Did you mean {nearest[0]}? " if nearest else ""
+        source = locate(name) if locate else None
+        raise SettingsError(
+            f"Unknown parameter {name}{f' (set in {source})' if source else ''}. {hint}Valid "
+            f"top-level keys: {', '.join(valid)}. Check its spelling."
+        )
 
 
 class ParameterFiles:

@@ -15,6 +15,7 @@ from toy_training import Toy, toy_loader, toy_settings
 
 from clip_reid.hooks import ParameterValidationHook
 from clip_reid.modeling.trainer import TrainingInterrupted, build_trainer, raise_if_interrupted
+from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
 from clip_reid.settings_base import SettingsError
 
 CASES = [
@@ -77,3 +78,32 @@ def test_zero_epochs_never_counts_as_finished(tmp_path):
     trainer.fit(Toy(), toy_loader())
     with pytest.raises(TrainingInterrupted, match="Training stopped at epoch 0 of 0"):
         raise_if_interrupted(trainer, tmp_path)
+
+
+@pytest.mark.parametrize(("given", "runtime", "nearest"), [
+    ("encoder_trainig.max_epochs", {"encoder_trainig": {"max_epochs": 1}}, "encoder_training"),
+    ("evalution.distance", {"evalution": {"distance": "dot"}}, "evaluation"),
+    ("seeed", {"seeed": 1}, "seed"),
+])
+def test_a_misspelt_block_given_with_params_is_refused(tmp_path, given, runtime, nearest):
+    """Issue 28: a misspelt top-level key was ignored and the run used the defaults."""
+    params = _params(tmp_path, "seed", 0) | runtime
+    with pytest.raises(SettingsError) as raised:
+        start_run(params, runtime)
+    block = given.split(".")[0]
+    assert str(raised.value).startswith(f"Unknown parameter {block} (set in --params). Did you "
+                                        f"mean {nearest}? Valid top-level keys: ")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_misspelt_block_in_a_parameters_file_names_the_file(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "base").mkdir(parents=True)
+    (conf / "local").mkdir()
+    (conf / "local" / "parameters.yml").write_text("evalution:\n  distance: dot\n")
+    params = _params(tmp_path, "seed", 0) | {"evalution": {"distance": "dot"}}
+    with pytest.raises(SettingsError) as raised:
+        validate_parameters(params, ParameterFiles(conf, ["base", "local"]))
+    assert str(raised.value).startswith(f"Unknown parameter evalution (set in "
+                                        f"{conf / 'local' / 'parameters.yml'}). Did you mean "
+                                        "evaluation? ")

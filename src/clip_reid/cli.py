@@ -8,7 +8,8 @@ two lines saying what happened and what to do, instead of a few hundred lines of
 The traceback is still there: with ``--verbose``, or at DEBUG level of the ``clip_reid.cli``
 logger in a logging configuration given by ``KEDRO_LOGGING_CONFIG``.
 
-``--params`` is read as Kedro reads it, except that a comma inside brackets belongs to the value:
+``--params`` is read as Kedro reads it, except that a comma inside brackets or quotes belongs to
+the value, and a value that is not valid YAML gets a usage message naming it, not a traceback.
 ``--params "text_search.queries=[a woman in a red top, a man with a backpack],text_search.top_k=5"``
 gives a list of two sentences (Kedro 1.7 splits at every comma and rejects ``a man with a
 backpack]``).
@@ -20,6 +21,7 @@ import logging
 from typing import Any
 
 import click
+import yaml
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.cli.utils import _split_params as kedro_split_params
 from kedro.framework.project import pipelines
@@ -57,13 +59,22 @@ def _producers() -> dict[str, str]:
 
 
 _PAIRS = {"]": "[", "}": "{"}
+_VALUE_STARTS = "=[{,:"  # a quote right after one of these (spaces aside) opens a YAML string
 
 
 def _top_level_items(value: str) -> list[str] | None:
-    """``value`` split at the commas outside ``[...]`` and ``{...}``; None if they don't pair."""
+    """``value`` split at the commas outside ``[...]``, ``{...}`` and quoted strings; None if
+    they don't pair. A quote opens a string only where a YAML value starts, so the apostrophe
+    of ``it's`` is a letter."""
     items, open_brackets, start = [], [], 0
+    quote, previous = "", "="
     for position, character in enumerate(value):
-        if character in "[{":
+        if quote:
+            if character == quote and value[position - 1] != "\\":
+                quote = ""
+        elif character in "\"'" and previous in _VALUE_STARTS:
+            quote = character
+        elif character in "[{":
             open_brackets.append(character)
         elif character in _PAIRS:
             if not open_brackets or open_brackets.pop() != _PAIRS[character]:
@@ -71,7 +82,9 @@ def _top_level_items(value: str) -> list[str] | None:
         elif character == "," and not open_brackets:
             items.append(value[start:position])
             start = position + 1
-    return None if open_brackets else [*items, value[start:]]
+        if not character.isspace():
+            previous = character
+    return None if open_brackets or quote else [*items, value[start:]]
 
 
 def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -83,7 +96,11 @@ def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any
         return value
     items = _top_level_items(value)
     if items is None:
-        return kedro_split_params(ctx, param, value)
+        try:
+            return kedro_split_params(ctx, param, value)
+        except yaml.YAMLError as error:
+            ctx.fail(f"Invalid format of `{param.name}` option: {value!r} is not valid YAML "
+                     f"({' '.join(str(error).split())}). Check its brackets and quotes.")
     dot_list = []
     for item in (item.strip() for item in items):
         if not item:
@@ -96,6 +113,15 @@ def _split_params(ctx: click.Context, param: click.Parameter, value: Any) -> Any
             ctx.fail(f"Invalid format of `{param.name}` option: Parameter key cannot be an empty "
                      "string.")
         dot_list.append(f"{key.strip()}={given}")
+    for item in dot_list:  # one at a time, to name the item a YAML error is in
+        try:
+            OmegaConf.from_dotlist([item])
+        except Exception as error:  # noqa: BLE001 - YAML and OmegaConf raise many types
+            key, _, given = item.partition("=")
+            problem = " ".join(str(error).split())
+            ctx.fail(f"Invalid format of `{param.name}` option: the value of `{key}` "
+                     f"({given!r}) is not valid YAML ({problem}). Quote it to pass it as text, "
+                     f"e.g. {key}='{given}'.")
     return OmegaConf.to_container(OmegaConf.from_dotlist(dot_list))
 
 

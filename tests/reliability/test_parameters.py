@@ -8,11 +8,13 @@ tests/test_kedro_run.py::test_a_bad_parameter_stops_the_run_before_any_node.
 
 import copy
 
+import click
 import pytest
 from builders import base_parameters
 from reliability.run_start import start_run
 from toy_training import Toy, toy_loader, toy_settings
 
+from clip_reid.cli import run
 from clip_reid.hooks import ParameterValidationHook
 from clip_reid.modeling.trainer import TrainingInterrupted, build_trainer, raise_if_interrupted
 from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
@@ -107,3 +109,29 @@ def test_a_misspelt_block_in_a_parameters_file_names_the_file(tmp_path):
     assert str(raised.value).startswith(f"Unknown parameter evalution (set in "
                                         f"{conf / 'local' / 'parameters.yml'}). Did you mean "
                                         "evaluation? ")
+
+
+def _cli_params(value: str) -> dict:
+    return run.make_context("run", ["--params", value]).params["params"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('q=["a ] b", c]', {"q": ["a ] b", "c"]}),
+    ("q=['a, b', c],k=2", {"q": ["a, b", "c"], "k": 2}),
+    ('x="1,2"', {"x": "1,2"}),
+    ("q=[it's red, a man]", {"q": ["it's red", "a man"]}),  # an apostrophe is no quote
+])
+def test_a_bracket_or_comma_inside_quotes_belongs_to_the_value(value, expected):
+    assert _cli_params(value) == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("a={b:}", "the value of `a` ('{b:}') is not valid YAML (while scanning a plain scalar"),
+    ("a=@x", "the value of `a` ('@x') is not valid YAML"),
+    ("a={b:", "'a={b:' is not valid YAML (while parsing a flow node"),
+    ('a="x', "'a=\"x' is not valid YAML (while scanning a quoted scalar"),
+])
+def test_a_value_that_is_not_yaml_gets_a_usage_message(value, message):
+    with pytest.raises(click.UsageError) as raised:
+        _cli_params(value)
+    assert str(raised.value).startswith(f"Invalid format of `params` option: {message}")

@@ -20,6 +20,7 @@ from PIL import Image
 from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
 from clip_reid.inference.images import ImageTooLargeError
 from clip_reid.inference.serving import ServingSettings, shown_paths
+from clip_reid.io.checkpoint_file import CheckpointFileError
 from clip_reid.pipelines.inference import nodes
 from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
 
@@ -160,9 +161,25 @@ def test_a_zero_byte_or_truncated_checkpoint_file_is_named(served, tmp_path, con
     path.write_bytes(content)
     with pytest.raises(ValueError, match=f"Cannot load the checkpoint {path}") as raised:
         FeatureExtractor(path)
-    assert "empty or truncated" in str(raised.value)
-    if why == "0 bytes":
-        assert "(0 bytes)" in str(raised.value)
+    if why == "0 bytes":  # issue 28: the reason was empty, "(0 bytes): ."
+        assert f"{path} (0 bytes): the file is empty (an interrupted copy" in str(raised.value)
+    else:
+        assert "empty or truncated" in str(raised.value)
+
+
+@pytest.mark.parametrize("content", [b"hello world\nthis is a text file\n", bytes(range(7, 256))],
+                         ids=["text", "random bytes"])
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content):
+    """Issue 28: a text file raised a bare ``KeyError: 101``; random bytes were said to hold
+    objects that "could run code"."""
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointFileError) as raised:
+        FeatureExtractor(path)
+    assert str(raised.value).startswith(
+        f"Cannot load the checkpoint {path} ({len(content):,} bytes): it is not a checkpoint "
+        f"file (neither a zip archive nor a pickle; it starts with {content[:16]!r}).")
+    assert "run code" not in str(raised.value)
 
 
 def test_the_gallery_index_of_the_served_model_is_unchanged_by_requests(served):

@@ -1,7 +1,8 @@
 """Hide credentials embedded in URLs before a value is logged or recorded.
 
-A dataset archive URL may carry credentials (``https://user:password@host/...``,
-``...?token=...``, presigned ``X-Amz-Signature=...``). Parameters end up in MLflow, in log lines
+A dataset archive URL may carry credentials (``https://user:password@host/...``, a password
+holding ``@`` included, ``...?token=...``, ``&pass=...``, ``#access_token=...``, presigned
+``X-Amz-Signature=...``). Parameters end up in MLflow, in log lines
 and in error messages, all readable by more people than the credentials are meant for; every
 place that records a user-supplied value passes it through ``redact`` first. No kedro imports, so
 library code (e.g. ``data/download.py`` messages) can use it too.
@@ -15,15 +16,13 @@ from typing import Any
 
 REDACTED = "***"
 
-# scheme://userinfo@  (userinfo = user, user:password or a bare token)
-_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]+)@", re.I)
-# ?name=value / &name=value for query parameters that carry secrets
+# scheme://userinfo@ : everything up to the authority's LAST "@" (a password may contain "@")
+_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@", re.I)
+# a query or fragment value whose key looks like a secret (access_token, pass, api_key,
+# client_secret, X-Amz-Signature, sig, auth, credential, ...)
+_SECRET_WORDS = r"token|pass|pwd|key|secret|sig|auth|credential"
 _SECRET_QUERY = re.compile(
-    r"(?P<name>[?&;](?:[\w.-]*token|[\w.-]*secret|password|passwd|pwd|api[_-]?key|apikey|key|"
-    r"auth|authorization|sig|signature|credential|x-amz-signature|x-amz-credential|"
-    r"x-amz-security-token|x-goog-signature|x-goog-credential)=)(?P<value>[^&#;\s'\"]+)",
-    re.I,
-)
+    rf"(?P<name>[?&;#][\w.-]*(?:{_SECRET_WORDS})[\w.-]*=)(?P<value>[^&#;\s'\"]+)", re.I)
 
 
 def redact_text(text: str) -> str:

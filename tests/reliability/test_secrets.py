@@ -75,29 +75,33 @@ def test_the_ingestion_node_fails_without_showing_them(tmp_path, caplog):
     assert not any(secret in text for secret in SECRETS)
 
 
-@pytest.fixture
-def tracked(tmp_path, mlflow_hook):
+def _record(tmp_path, mlflow_hook, url: str):
     """A run recorded by the project's MLflow hook for `kedro run --pipeline data_ingestion
-    --params dataset.download.url=<secret>`; returns the tracking database and the run."""
+    --params dataset.download.url=<url>`; returns the tracking database and the run."""
     database = tmp_path / "mlflow.db"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{database}")
     experiment = mlflow.create_experiment("secrets", artifact_location=(tmp_path / "a").as_uri())
     dataset = {"name": "demo", "root": "data/01_raw/demo_market", "source": "download",
-               "download": {"url": SECRET_URL, "sha256": None}}
+               "download": {"url": url, "sha256": None}}
     hook = mlflow_hook({"dataset": dataset})
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
             hook.before_pipeline_run(run_params=run_params(
-                "data_ingestion", {"dataset": {"download": {"url": SECRET_URL}}}),
+                "data_ingestion", {"dataset": {"download": {"url": url}}}),
                 pipeline=None, catalog=None)
             hook.before_node_run(node(prepare_dataset, "params:dataset", "dataset_root"),
                                  DataCatalog(), {"params:dataset": dataset}, False)
             while mlflow.active_run():  # the node hook reopens the run, as in a Kedro run
                 mlflow.end_run()
-        yield database, MlflowClient().get_run(run.info.run_id)
+        return database, MlflowClient().get_run(run.info.run_id)
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def tracked(tmp_path, mlflow_hook):
+    return _record(tmp_path, mlflow_hook, SECRET_URL)
 
 
 def test_mlflow_parameters_and_tags_hold_no_credentials(tracked):
@@ -110,3 +114,33 @@ def test_mlflow_parameters_and_tags_hold_no_credentials(tracked):
         dump = "\n".join(connection.iterdump())
     assert SHOWN_URL in dump
     assert not any(secret in dump for secret in SECRETS)
+
+
+# Issue 28: URL forms beyond `user:pass@` and `?token=` kept parts of their secrets.
+URL_FORMS = [
+    ("https://alice:p@ssw0rd@example.org/m.zip", "https://***@example.org/m.zip",
+     ("alice", "p@ssw0rd", "ssw0rd")),
+    ("https://example.org/m.zip?dl=1&pass=hunter22x", "https://example.org/m.zip?dl=1&pass=***",
+     ("hunter22x",)),
+    ("https://example.org/cb#access_token=tok-9999&token_type=bearer",
+     "https://example.org/cb#access_token=***&token_type=***", ("tok-9999",)),
+    ("https://h.org/m.zip?client_secret=cs-1111&Signature=sg-2222&X-Goog-Credential=gc-3333"
+     "&auth=au-4444&password=pw-5555&api-key=ak-6666&page=2",
+     "https://h.org/m.zip?client_secret=***&Signature=***&X-Goog-Credential=***&auth=***"
+     "&password=***&api-key=***&page=2",
+     ("cs-1111", "sg-2222", "gc-3333", "au-4444", "pw-5555", "ak-6666")),
+]
+
+
+@pytest.mark.parametrize(("url", "shown", "secrets"), URL_FORMS,
+                         ids=["@ in password", "&pass=", "#access_token=", "secret-like keys"])
+def test_every_url_form_is_redacted_in_the_stored_record(tmp_path, mlflow_hook, url, shown,
+                                                         secrets):
+    """The MLflow parameter, the runtime_params tag and the whole tracking database."""
+    database, run = _record(tmp_path, mlflow_hook, url)
+    assert run.data.params["dataset.download.url"] == shown
+    assert run.data.tags["runtime_params"] == str({"dataset": {"download": {"url": shown}}})
+    with sqlite3.connect(database) as connection:
+        dump = "\n".join(connection.iterdump())
+    assert shown in dump
+    assert not any(secret in dump for secret in secrets)

@@ -20,10 +20,12 @@ import pytest
 from builders import base_parameters, write_crop
 from PIL import Image
 
+from clip_reid.data.caption_gathering import gather_captions
 from clip_reid.data.caption_sources import CaptionSourceError, read_caption_csv, read_cuhk_pedes
 from clip_reid.data.layouts import get_layout
 from clip_reid.pipelines.captions.nodes import prepare_clip_backbone
 from clip_reid.pipelines.data_ingestion.nodes import index_images
+from clip_reid.text_limits import MAX_WORD_CHARS
 
 MARKET = f"names not matching {get_layout('market1501').name_pattern}"
 
@@ -150,3 +152,34 @@ def test_captions_longer_than_the_context_are_counted_in_one_line(caplog):
     assert lines == ["1 of 2 distinct captions exceed the 77-token context of the tiny-rn text "
                      "tower and will be truncated (end-of-text token kept)"]
     assert [r.levelno for r in caplog.records if "context" in r.getMessage()] == [logging.INFO]
+
+
+@pytest.mark.parametrize("source", ["csv", "cuhk_pedes"])
+def test_a_caption_of_20k_letters_is_cut_and_counted_before_tokenising(tmp_path, caplog, source,
+                                                                        monkeypatch):
+    """Issue 28: one 20,000-letter caption stalled the captions stage for minutes (CLIP's BPE is
+    quadratic in word length). Every caption source is cut to the text caps, counted in one
+    INFO line, before anything tokenises it."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    huge = "a" * 20_000
+    if source == "csv":
+        path = tmp_path / "captions.csv"
+        path.write_text(f"image,caption\n0002_c1s1_000451_03.jpg,{huge}\n"
+                        "0002_c2s1_000551_01.jpg,A man in a red top.\n")
+    else:
+        path = tmp_path / "reid_raw.json"
+        path.write_text(json.dumps([{"file_path": "x/0002_c1s1_000451_03.jpg", "id": 2,
+                                     "captions": [huge, "A man in a red top."]}]))
+    with caplog.at_level(logging.INFO, logger="clip_reid.data"):
+        table = gather_captions(INDEX, tmp_path, path if source == "cuhk_pedes" else None, None,
+                                path if source == "csv" else None)
+    assert sorted(table["caption"].map(len)) == [len("A man in a red top."), MAX_WORD_CHARS]
+    assert "1 of 2 captions were cut to 1000 characters (words to 100) before tokenising" in [
+        r.getMessage() for r in caplog.records]
+    bpe = SimpleTokenizer.bpe
+    monkeypatch.setattr(SimpleTokenizer, "bpe", lambda self, token: (
+        bpe(self, token) if len(token) <= MAX_WORD_CHARS + 4 else pytest.fail(len(token))))
+    params = base_parameters("model", "captions")
+    prepare_clip_backbone(INDEX, table, params["model"], params["caption_finetune"],
+                          params["trainer"], 0)

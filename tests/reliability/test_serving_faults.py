@@ -17,12 +17,15 @@ from builders import tiny_reid_checkpoint, write_crop
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
+from clip_reid.app.search import SearchService
 from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
 from clip_reid.inference.images import ImageTooLargeError
 from clip_reid.inference.serving import ServingSettings, shown_paths
+from clip_reid.inference.text_search import TextSearchSettings, search_by_text
 from clip_reid.io.checkpoint_file import CheckpointFileError
 from clip_reid.pipelines.inference import nodes
 from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
+from clip_reid.text_limits import MAX_WORD_CHARS
 
 
 def big_png(width: int, height: int) -> bytes:
@@ -187,3 +190,51 @@ def test_the_gallery_index_of_the_served_model_is_unchanged_by_requests(served):
     before = GalleryIndex.from_state(gallery).paths
     identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8)
     assert gallery["paths"] == before and all(p.startswith("/") for p in before)
+
+
+# Issue 28: text that takes a core. CLIP's BPE is quadratic in word length; every text entry
+# point caps characters and word length before tokenising.
+
+@pytest.fixture
+def bpe_guard(monkeypatch):
+    """Fails at once if the tokenizer's BPE is handed a word over the cap (the old code spent
+    seconds on it before refusing or truncating)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    merge = SimpleTokenizer.bpe
+
+    def guarded(self, token):
+        assert len(token) <= MAX_WORD_CHARS + 4, f"BPE given a {len(token)}-character word"
+        return merge(self, token)
+
+    monkeypatch.setattr(SimpleTokenizer, "bpe", guarded)
+
+
+LONG_TEXTS = [("a" * 16_000, "is 16,000 characters long, more than the 1,000 a text may have"),
+              ("a man " + "b" * 500, "has a word of 500 characters (starting 'bbbbbbbbbbbbbbbbbbbb'"
+               "), more than the 100 a word may have")]
+
+
+def _entry_points(served):
+    checkpoint, gallery, _ = served
+    extractor, index = FeatureExtractor(checkpoint), GalleryIndex.from_state(gallery)
+    return {
+        "search page": lambda text: SearchService(extractor, index).search_text(text),
+        "served model": lambda text: identify_queries_served(
+            pd.DataFrame({"text": [text]}), checkpoint, gallery, 0.5, 3, 8),
+        "text_search": lambda text: search_by_text(
+            [text], extractor, index, TextSearchSettings(truncate=True)),
+        "FeatureExtractor.encode_text": lambda text: extractor.encode_text([text],
+                                                                           truncate=True),
+    }
+
+
+@pytest.mark.parametrize("entry", ["search page", "served model", "text_search",
+                                   "FeatureExtractor.encode_text"])
+@pytest.mark.parametrize(("text", "problem"), LONG_TEXTS, ids=["16k letters", "a 500-letter word"])
+def test_over_long_text_is_refused_before_tokenising(served, bpe_guard, entry, text, problem):
+    with pytest.raises((ValueError, MlflowException)) as raised:
+        _entry_points(served)[entry](text)
+    assert problem in str(raised.value)
+    fits = "a man in a blue shirt " * (1 if entry == "served model" else 40)  # 880 characters
+    assert _entry_points(served)[entry](fits) is not None  # (served: refused over 75 tokens)

@@ -16,6 +16,7 @@ from clip_reid.data.caption_sources import (
     read_cuhk_pedes,
 )
 from clip_reid.data.synthetic import ATTRIBUTE_FILE
+from clip_reid.text_limits import MAX_TEXT_CHARS, MAX_WORD_CHARS, capped
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,20 @@ def gather_captions(image_index: pd.DataFrame, dataset_root: Path, cuhk_pedes: s
                                          attribute_sentences))
     if csv:
         tables.append(read_caption_csv(_require(Path(csv), "Caption CSV", "csv"), image_index))
-    return (pd.concat(tables, ignore_index=True) if tables
-            else pd.DataFrame(columns=CAPTION_COLUMNS))
+    if not tables:
+        return pd.DataFrame(columns=CAPTION_COLUMNS)
+    return _within_caps(pd.concat(tables, ignore_index=True))
+
+
+def _within_caps(table: pd.DataFrame) -> pd.DataFrame:
+    """Captions cut to the text caps (the tokenizer's time is quadratic in word length; the
+    text tower reads 75 tokens anyway), with one INFO line counting them."""
+    cut = table["caption"].map(capped)
+    changed = int((cut != table["caption"]).sum())
+    if changed:
+        logger.info("%d of %d captions were cut to %d characters (words to %d) before "
+                    "tokenising", changed, len(table), MAX_TEXT_CHARS, MAX_WORD_CHARS)
+    return table.assign(caption=cut)
 
 
 def _attribute_file(setting: str, dataset_root: Path) -> Path | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from clip_reid.text_limits import text_problem
+
 # CLIP's tokenizer wraps every sentence in a start and an end token.
 SPECIAL_TOKENS = 2
 
@@ -17,7 +19,8 @@ def checked_sentences(
     sentences: Sequence[str], encode: Callable[[str], list[int]], context_length: int,
     truncate: bool = False, names: Sequence[str] | None = None,
 ) -> list[str]:
-    """``sentences`` as a list, after checking each is a non-empty string that fits the context.
+    """``sentences`` as a list, after checking each is a non-empty string within the character
+    caps (``text_limits``, checked before tokenising) that fits the context.
 
     ``encode`` is the tokenizer's BPE encoder (without start/end tokens); ``names`` label the
     sentences in messages (default: "Text query <position>"). A sentence longer than
@@ -40,6 +43,12 @@ def checked_sentences(
             raise InvalidTextError(
                 f"{label} is a {type(sentence).__name__}, not a string: pass "
                 "sentences as text."
+            )
+        problem = text_problem(sentence)
+        if problem:  # refused before the tokenizer, whose BPE is quadratic in word length
+            raise InvalidTextError(
+                f"{label} {problem}: describe the person in a sentence or two, e.g. 'a woman "
+                "in a red top'."
             )
         length = len(encode(sentence)) if sentence.strip() else 0
         if length == 0:

@@ -183,3 +183,22 @@ def test_a_caption_of_20k_letters_is_cut_and_counted_before_tokenising(tmp_path,
     params = base_parameters("model", "captions")
     prepare_clip_backbone(INDEX, table, params["model"], params["caption_finetune"],
                           params["trainer"], 0)
+
+
+def test_a_camera_the_dataset_does_not_have_is_a_bad_name(tmp_path, caplog):
+    """Issue 28: `c9` on Market-1501 (6 cameras) was indexed as a seventh... ninth camera."""
+    root = _market(tmp_path / "market", ["0002_c1s1_000451_03.jpg", "0002_c9s1_000551_01.jpg",
+                                         "0003_c7s1_000001_01.jpg"])
+    index, summary, counts, warnings = _ingest(root, caplog)
+    assert sorted(index.camid.unique()) == [0, 1] and len(index[index.split == "train"]) == 1
+    assert summary["num_bad_names"] == 2
+    assert f"2 {MARKET}" in counts
+    assert sum("0002_c9s1_000551_01.jpg: camera 9, but market1501 has cameras 1-6" in w
+               for w in warnings) == 1
+
+
+def test_every_published_layout_knows_its_cameras():
+    assert {name: get_layout(name).num_cameras for name in (
+        "market1501", "dukemtmc", "occluded_duke", "cuhk03_np", "msmt17", "veri776", "demo",
+        "image_list")} == {"market1501": 6, "dukemtmc": 8, "occluded_duke": 8, "cuhk03_np": 2,
+                           "msmt17": 15, "veri776": 20, "demo": None, "image_list": None}

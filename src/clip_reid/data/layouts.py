@@ -52,29 +52,40 @@ class DatasetLayout:
     split_sources: Mapping[str, str]  # where each split comes from, for messages
     name_pattern: str  # the file names the layout expects, for the report
     class_word: str = "person"
+    num_cameras: int | None = None  # the dataset's cameras (None: any number, e.g. the demo)
 
 
 def _plain(name: str, check: Callable[[Path], None],
            scan: Callable[[Path, IngestionReport], list[dict]], split_sources: Mapping[str, str],
-           name_pattern: str, class_word: str = "person") -> DatasetLayout:
+           name_pattern: str, class_word: str = "person",
+           num_cameras: int | None = None) -> DatasetLayout:
     """A layout without variants."""
     return DatasetLayout(name, _no_variant(check, name),
                          lambda root, _variant, report: scan(root, report), split_sources,
-                         name_pattern, class_word)
+                         name_pattern, class_word, num_cameras)
+
+
+# Cameras of the published datasets: a name with another camera (c9 on Market-1501) is a typo
+# or a file of another dataset.
+CAMERAS = {"market1501": 6, "dukemtmc": 8, "occluded_duke": 8, "cuhk03_np": 2, "msmt17": 15,
+           "veri776": 20}
 
 
 LAYOUTS: dict[str, DatasetLayout] = {
     **{
         name: _plain(name, market.check_layout, market.scan_market_folders, market.SPLIT_SOURCES,
-                     market.NAME_PATTERNS)
+                     market.NAME_PATTERNS, num_cameras=CAMERAS.get(name))
         for name in ("market1501", "dukemtmc", "occluded_duke", "demo")
     },
     "cuhk03_np": DatasetLayout("cuhk03_np", cuhk03_np.check, cuhk03_np.scan,
-                               market.SPLIT_SOURCES, "PPPP_cC_NN (or a Market-1501 name)"),
+                               market.SPLIT_SOURCES, "PPPP_cC_NN (or a Market-1501 name)",
+                               num_cameras=CAMERAS["cuhk03_np"]),
     "msmt17": DatasetLayout("msmt17", msmt17.check, msmt17.scan, msmt17.SPLIT_SOURCES,
-                            "<pid>/PPPP_NNN_CC_<date>_FFFF_N <pid> lines in the list files"),
+                            "<pid>/PPPP_NNN_CC_<date>_FFFF_N <pid> lines in the list files",
+                            num_cameras=CAMERAS["msmt17"]),
     "veri776": _plain("veri776", veri776.check, veri776.scan, veri776.SPLIT_SOURCES,
-                      veri776.NAME_PATTERN, class_word=veri776.CLASS_WORD),
+                      veri776.NAME_PATTERN, class_word=veri776.CLASS_WORD,
+                      num_cameras=CAMERAS["veri776"]),
     "image_list": _plain("image_list", image_list.check, image_list.scan,
                          image_list.SPLIT_SOURCES, "image,pid,camid,split rows"),
 }
@@ -109,7 +120,22 @@ def parse_layout(
     root = Path(root)
     layout.check(root, variant)
     report = IngestionReport()
-    rows = layout.scan(root, variant, report)
+    rows = known_cameras(layout.scan(root, variant, report), layout, report)
     index = finish_index(rows, report, layout.split_sources, verify_images, num_workers,
                          progress_every_s)
     return index, report
+
+
+def known_cameras(rows: list[dict], layout: DatasetLayout, report: IngestionReport) -> list[dict]:
+    """``rows`` whose camera is one of the layout's; the others are bad names, reported with the
+    camera found and the ones the dataset has."""
+    if layout.num_cameras is None:
+        return rows
+    kept = []
+    for row in rows:
+        if row["camid"] < layout.num_cameras:
+            kept.append(row)
+        else:
+            report.bad_names.append(f"{row['path']}: camera {row['camid'] + 1}, but {layout.name} "
+                                    f"has cameras 1-{layout.num_cameras}")
+    return kept

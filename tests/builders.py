@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,17 @@ def tiny_reid_checkpoint(index: pd.DataFrame, arch: str = "tiny-rn",
     mean, std = model.normalization()
     return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std},
                            text_tower=text_tower_state(clip))
+
+
+def big_png(width: int, height: int) -> bytes:
+    """A valid, tiny (~80 kB at 9000x9000) all-black greyscale PNG, compressed row by row."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (width + 1)  # filter byte + pixels
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+            + chunk(b"IEND", b""))

@@ -4,16 +4,14 @@ checkpoint files fail with their name."""
 
 import base64
 import io
-import struct
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from builders import tiny_reid_checkpoint, write_crop
+from builders import big_png, tiny_reid_checkpoint, write_crop
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
@@ -26,20 +24,6 @@ from clip_reid.io.checkpoint_file import CheckpointFileError
 from clip_reid.pipelines.inference import nodes
 from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
 from clip_reid.text_limits import MAX_WORD_CHARS
-
-
-def big_png(width: int, height: int) -> bytes:
-    """A valid, tiny (~80 kB at 9000x9000) all-black greyscale PNG, compressed row by row."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    compressor = zlib.compressobj(9)
-    row = b"\0" * (width + 1)  # filter byte + pixels
-    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
-            + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="module")

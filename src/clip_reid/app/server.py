@@ -11,10 +11,12 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from clip_reid.app.request_gate import RequestGate
 from clip_reid.app.search import SearchService
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS, InvalidImageError
 
 MAX_REQUEST_CHARS = 20_000_000  # base64 of a ~15 MB image
+MAX_BODY_BYTES = MAX_REQUEST_CHARS + 4096  # the JSON around it; refused from the header beyond
 
 
 class Query(BaseModel):
@@ -26,6 +28,7 @@ def create_app(service: SearchService | None, title: str, problem: str | None = 
     """The page over ``service``; with no service (no trained model yet) the page shows
     ``problem`` instead of a search form."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RequestGate, max_body_bytes=MAX_BODY_BYTES)
     page = files("clip_reid.app").joinpath("page.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)

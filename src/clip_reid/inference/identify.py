@@ -3,20 +3,30 @@ gallery: what `kedro run --pipeline inference` and the served model answer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import torch
 from PIL import Image
 
 from clip_reid.inference.extractor import FeatureExtractor
 from clip_reid.inference.gallery import GalleryIndex
-from clip_reid.inference.images import DEFAULT_MAX_PIXELS, InvalidImageError, decode_image
+from clip_reid.inference.images import (
+    DEFAULT_MAX_PIXELS,
+    InvalidImageError,
+    PixelBudget,
+    RequestTooLargeError,
+    decode_image,
+)
+
+CHUNK_PIXELS = DEFAULT_MAX_PIXELS  # decoded pixels held at once (about 50 MB of RGB)
 
 
 def identify(
     queries: pd.DataFrame, extractor: FeatureExtractor, gallery: GalleryIndex,
     threshold: float | None, top_k: int, allow_paths: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, max_request_pixels: int | None = None,
 ) -> pd.DataFrame:
     """One row per query: ``name``, ``predicted_pid`` (or UNKNOWN_PID when the nearest gallery
     image is farther than ``threshold``), ``known``, ``distance`` and the top-k pids, paths
@@ -24,7 +34,10 @@ def identify(
     description, searched against the gallery's projection features), and optional ``name``,
     ``camid`` (needed by camera-aware models). Text answers use 1 - cosine similarity and are
     never unknown: ``threshold`` is calibrated for image-to-image distances. ``allow_paths``
-    False refuses file paths (a server must not open the files its clients name)."""
+    False refuses file paths (a server must not open the files its clients name);
+    ``max_request_pixels`` caps the pixels of all images together (None: no cap). Images are
+    decoded and embedded a chunk at a time, so memory holds one chunk of decoded pixels, not
+    every query's."""
     if "image" not in queries and "text" not in queries:
         raise ValueError("query_images needs an 'image' column (a file path or base64 string) "
                          "or a 'text' column (a description of the person).")
@@ -42,9 +55,11 @@ def identify(
     if (~is_text).any():
         rows = queries[~is_text]
         image_names = [name for name, text in zip(names, is_text, strict=True) if not text]
-        images = _decoded(rows["image"].tolist(), image_names, allow_paths, max_pixels)
         camids = rows["camid"].tolist() if "camid" in rows else None
-        found = gallery.search(extractor(images, camids), k=top_k, threshold=threshold)
+        budget = None if max_request_pixels is None else PixelBudget(max_request_pixels)
+        features = _embedded(rows["image"].tolist(), image_names, camids, extractor,
+                             _Decoding(allow_paths, max_pixels, budget))
+        found = gallery.search(features, k=top_k, threshold=threshold)
         parts.append(found.set_axis(rows.index))
     if is_text.any():
         texts = queries.loc[is_text, "text"].tolist()
@@ -81,17 +96,51 @@ def _text_rows(queries: pd.DataFrame, names: list[str]) -> pd.Series:
     return has_text
 
 
-def _decoded(items: list[Any], names: list[str], allow_paths: bool,
-             max_pixels: int | None) -> list[Image.Image]:
-    """Every query decoded, or one error naming each bad one (not only the first)."""
-    images, errors = [], []
-    for item, name in zip(items, names, strict=True):
+@dataclass(frozen=True)
+class _Decoding:
+    """How query images are decoded: paths allowed or not, and the pixel limits."""
+
+    allow_paths: bool
+    max_pixels: int | None
+    budget: PixelBudget | None
+
+    def __call__(self, item: Any, name: str) -> Image.Image:
+        return decode_image(item, name, allow_paths=self.allow_paths,
+                            max_pixels=self.max_pixels, budget=self.budget)
+
+
+def _embedded(items: list[Any], names: list[str], camids: list[int] | None,
+              extractor: FeatureExtractor, decode: _Decoding) -> torch.Tensor:
+    """Features of every query image, decoded and embedded a chunk at a time (up to
+    CHUNK_PIXELS decoded pixels, or one batch); or one error naming each bad image (not only the
+    first). A request over its pixel budget stops at once."""
+    chunks: list[torch.Tensor] = []
+    pending: list[tuple[int, Image.Image]] = []
+    errors = []
+    for position, (item, name) in enumerate(zip(items, names, strict=True)):
         try:
-            images.append(decode_image(item, name, allow_paths=allow_paths,
-                                       max_pixels=max_pixels))
+            image = decode(item, name)
+        except RequestTooLargeError:
+            raise
         except InvalidImageError as error:
             errors.append(str(error))
+            continue
+        if errors:  # no more embedding: the remaining images are only checked
+            continue
+        pending.append((position, image))
+        if (sum(im.width * im.height for _, im in pending) >= CHUNK_PIXELS
+                or len(pending) >= extractor.batch_size):
+            chunks.append(_embed(pending, camids, extractor))
+            pending = []
     if errors:
         raise InvalidImageError(f"{len(errors)} of {len(items)} query image(s) are unusable: "
                                 + " | ".join(errors))
-    return images
+    if pending:
+        chunks.append(_embed(pending, camids, extractor))
+    return torch.cat(chunks)
+
+
+def _embed(pending: list[tuple[int, Image.Image]], camids: list[int] | None,
+           extractor: FeatureExtractor) -> torch.Tensor:
+    cameras = None if camids is None else [camids[position] for position, _ in pending]
+    return extractor([image for _, image in pending], cameras)

@@ -17,6 +17,8 @@ DEFAULT_MIN_SIDE = 16
 # A person crop needs far less (a full-HD frame is 2.1 Mpx); PIL's own limit (89.5 Mpx) lets a
 # 79 kB 9000x9000 PNG take ~630 MB. 16.8 Mpx (4096x4096) is at most ~67 MB once decoded.
 DEFAULT_MAX_PIXELS = 4096 * 4096
+# All images of one request together: 32 images at the per-image limit would decode to ~2 GB.
+DEFAULT_MAX_REQUEST_PIXELS = 4 * DEFAULT_MAX_PIXELS
 # Modes whose conversion to RGB keeps the picture; 16-bit and float modes would be clipped.
 CONVERTIBLE_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "L", "LA", "La", "1", "P", "PA",
                                "CMYK", "YCbCr"})
@@ -31,9 +33,31 @@ class ImageTooLargeError(InvalidImageError):
     """More pixels than allowed: refused from the header, before the pixels are decoded."""
 
 
+class RequestTooLargeError(ImageTooLargeError):
+    """The images of one request together have more pixels than allowed."""
+
+
+class PixelBudget:
+    """The pixels all images of one request may decode together; each image's header is
+    charged before its pixels are decoded, so a request over budget stops there."""
+
+    def __init__(self, limit: int, setting: str = "max_request_pixels") -> None:
+        self.limit, self.setting, self.used = int(limit), setting, 0
+
+    def charge(self, label: str, pixels: int) -> None:
+        self.used += pixels
+        if self.used > self.limit:
+            raise RequestTooLargeError(
+                f"{label}: with it the request's images come to {self.used:,} pixels, more than "
+                f"the {self.limit:,} one request may decode ({self.setting}). Send fewer or "
+                "smaller images per request (person crops are a few hundred pixels a side)."
+            )
+
+
 def decode_image(
     item: Any, name: str | None = None, min_side: int = DEFAULT_MIN_SIDE,
     allow_paths: bool = True, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
     """``item`` as a fully decoded RGB PIL image.
 
@@ -42,10 +66,11 @@ def decode_image(
     labels the item in error messages (default: the path, or "the image"). A server passes
     ``allow_paths=False`` so that clients cannot make it read its own files. Images of more than
     ``max_pixels`` (width x height; None = PIL's limit only) raise ImageTooLargeError, read from
-    the header before decoding, so an oversized upload costs no memory.
+    the header before decoding, so an oversized upload costs no memory; ``budget`` is charged
+    with the image's pixels at the same moment (RequestTooLargeError once exhausted).
     """
     label = _label(name, item if isinstance(item, Path) else None)
-    limit = _PixelLimit(max_pixels, label)
+    limit = _PixelLimit(max_pixels, label, budget)
     if not allow_paths and isinstance(item, Path):
         raise InvalidImageError(f"{label}: file paths are not accepted here; send the image "
                                 "bytes base64-encoded.")
@@ -78,11 +103,13 @@ def _label(name: str | None, source: str | Path | None) -> str:
 class _PixelLimit:
     """The ``max_pixels`` check, applied to an opened image before its pixels are decoded."""
 
-    def __init__(self, max_pixels: int | None, label: str) -> None:
+    def __init__(self, max_pixels: int | None, label: str,
+                 budget: PixelBudget | None = None) -> None:
         if max_pixels is not None and (isinstance(max_pixels, bool) or int(max_pixels) < 1):
             raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
         self.max_pixels = max_pixels
         self.label = label
+        self.budget = budget
 
     def checked(self, image: Image.Image) -> Image.Image:
         width, height = image.size
@@ -92,6 +119,8 @@ class _PixelLimit:
                 f"{self.max_pixels:,} allowed. Send the person crop (a few hundred pixels a side) "
                 "or downscale the image; a server's limit is its max_pixels setting."
             )
+        if self.budget is not None:
+            self.budget.charge(self.label, width * height)
         return image
 
 
@@ -173,7 +202,7 @@ def _open_bytes(raw: bytes, label: str, source: str, limit: _PixelLimit) -> Imag
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = limit.checked(Image.open(io.BytesIO(raw)))
             image.load()
-    except ImageTooLargeError:
+    except ImageTooLargeError:  # RequestTooLargeError included
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidImageError(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from clip_reid.inference.images import DEFAULT_MAX_PIXELS
+from clip_reid.inference.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+from clip_reid.inference.memory import release_freed_memory
 from clip_reid.settings_base import Settings, setting
 
 PATH_MODES = ("relative", "absolute", "none")
@@ -25,13 +26,16 @@ class TooManyRecordsError(ValueError):
 
 @dataclass(frozen=True)
 class ServingSettings(Settings):
-    """``max_pixels`` per image (refused from the header, before decoding); ``max_records`` per
-    request; ``concurrent_requests`` decoded and embedded at once (the others wait), so memory
-    stays below about concurrent_requests x max_records x max_pixels x 4 bytes whatever the
-    number of parallel clients; ``paths``: gallery paths in answers "relative" to ``path_root``
-    (None = the gallery images' common folder), "absolute" (the server's own paths) or "none"."""
+    """``max_pixels`` per image and ``max_request_pixels`` for all images of a request (both
+    refused from the headers, before decoding); ``max_records`` per request;
+    ``concurrent_requests`` decoded and embedded at once (the others wait). Images are decoded
+    and embedded a chunk at a time and freed memory is returned after each request, so memory
+    is bounded by concurrent_requests x one chunk, whatever the number of parallel clients;
+    ``paths``: gallery paths in answers "relative" to ``path_root`` (None = the gallery
+    images' common folder), "absolute" (the server's own paths) or "none"."""
 
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, ge=1)
+    max_request_pixels: int = setting(DEFAULT_MAX_REQUEST_PIXELS, ge=1)
     max_records: int = setting(DEFAULT_MAX_RECORDS, ge=1)
     concurrent_requests: int = setting(DEFAULT_CONCURRENT_REQUESTS, ge=1)
     paths: str = setting("relative", choices=PATH_MODES)
@@ -51,12 +55,16 @@ _gates_lock = threading.Lock()
 
 @contextmanager
 def request_slot(settings: ServingSettings) -> Iterator[None]:
-    """Hold one of ``concurrent_requests`` slots (shared by the process) while decoding."""
+    """Hold one of ``concurrent_requests`` slots (shared by the process) while decoding; on
+    leaving, return the memory the request freed to the OS."""
     with _gates_lock:
         gate = _gates.setdefault(settings.concurrent_requests,
                                  threading.BoundedSemaphore(settings.concurrent_requests))
     with gate:
-        yield
+        try:
+            yield
+        finally:
+            release_freed_memory()
 
 
 def shown_paths(found: pd.DataFrame, gallery_paths: list[str],

@@ -44,14 +44,15 @@ def embed_gallery(
 def identify_queries(
     query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
     threshold: float | None, top_k: int, batch_size: int, allow_paths: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS, max_request_pixels: int | None = None,
 ) -> pd.DataFrame:
     """One row per query (an image or a description): its name, predicted pid or UNKNOWN_PID,
     and the top-k gallery answers (see clip_reid.inference.identify). The extractor is built
     once per model, not per request."""
     return identify(query_images, FeatureExtractor.cached(reid_model, batch_size),
                     GalleryIndex.from_state(gallery_index), threshold, top_k,
-                    allow_paths=allow_paths, max_pixels=max_pixels)
+                    allow_paths=allow_paths, max_pixels=max_pixels,
+                    max_request_pixels=max_request_pixels)
 
 
 def identify_queries_served(
@@ -69,7 +70,8 @@ def identify_queries_served(
         with request_slot(settings):
             found = identify_queries(query_images, reid_model, gallery_index, threshold, top_k,
                                      batch_size, allow_paths=False,
-                                     max_pixels=settings.max_pixels)
+                                     max_pixels=settings.max_pixels,
+                                     max_request_pixels=settings.max_request_pixels)
         return shown_paths(found, gallery_index["paths"], settings)
     except ValueError as error:
         raise MlflowException.invalid_parameter_value(str(error)) from error

@@ -2,10 +2,17 @@
 with exactly the weights of a run that was never interrupted (state_dict equality), for the
 training loop itself and for stage 1 (prompt learning) and stage 2 (encoder training)."""
 
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import lightning as L
 import pandas as pd
 import pytest
 import torch
+from kedro_project import copy_project, kedro, kedro_command, kedro_env, output
 from toy_training import CrashAt, fit_toy
 
 from clip_reid.data.splits import select_split
@@ -119,3 +126,48 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     assert crash.started == [0, 1, 1, 2]
     _assert_same_weights(straight["state_dict"], resumed["state_dict"])
     assert torch.equal(straight_text["features"], resumed_text["features"])
+
+
+def _newest(project: Path, dataset: str, name: str) -> Path:
+    return sorted((project / "data" / dataset).glob(f"*/{name}"))[-1]
+
+
+def test_the_full_pipeline_killed_in_stage_2_and_run_again_matches_an_uninterrupted_run(
+        tmp_path):
+    """Issue 28, end to end on the tiny demo: `kedro run --pipelines full` SIGKILLed during
+    encoder_training and run again with the same command (stages before it run again, stage 2
+    resumes from its last.ckpt) ends with the reid_model tensors and evaluation metrics of an
+    uninterrupted run (same thread count). The full demo: README "Resuming the whole
+    pipeline"."""
+    command = ("run", "--pipelines", "full", "--env", "e2e", "--params",
+               "encoder_training.max_epochs=6")
+    (tmp_path / "straight").mkdir()
+    (tmp_path / "resumed").mkdir()
+    straight, resumed = copy_project(tmp_path / "straight"), copy_project(tmp_path / "resumed")
+    first = kedro(straight, *command)
+    assert first.returncode == 0, output(first)[-3000:]
+    killed = subprocess.Popen(kedro_command(*command), cwd=resumed, env=kedro_env(resumed),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = resumed / "data/06_models/work/encoder_training/progress.json"
+    deadline = time.monotonic() + 900
+    while not (progress.is_file() and progress.read_text()
+               and json.loads(progress.read_text())["epochs_completed"] >= 2):
+        assert killed.poll() is None and time.monotonic() < deadline, "stage 2 never reached"
+        time.sleep(0.05)
+    killed.kill()  # SIGKILL: no clean-up of any kind
+    assert killed.wait() == -signal.SIGKILL
+    assert json.loads(progress.read_text())["epochs_completed"] < 6
+    again = kedro(resumed, *command)
+    assert again.returncode == 0, output(again)[-3000:]
+    assert "Resuming from" in " ".join(output(again).split())
+    for project in (straight, resumed):
+        assert not (project / "data/06_models/work/encoder_training").exists()
+    _assert_same_weights(
+        torch.load(_newest(straight, "06_models/reid_model.pt", "reid_model.pt"),
+                   weights_only=True)["state_dict"],
+        torch.load(_newest(resumed, "06_models/reid_model.pt", "reid_model.pt"),
+                   weights_only=True)["state_dict"])
+    metrics = [json.loads(_newest(p, "08_reporting/evaluation_metrics.json",
+                                  "evaluation_metrics.json").read_text())
+               for p in (straight, resumed)]
+    assert metrics[0] == metrics[1]

@@ -78,3 +78,22 @@ def test_a_damaged_catalog_checkpoint_is_named(tmp_path, damage):
     with pytest.raises(DatasetError, match=f"Cannot load checkpoint {path}: .*The file is "
                        "damaged or not a checkpoint written by this project"):
         TorchCheckpointDataset(filepath=str(path)).load()
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "the file is empty (0 bytes)"),
+    (b"hello world\nthis is text", "it is not a checkpoint file (neither a zip archive nor a "
+     "pickle; it starts with b'hello world\\nthis')"),
+], ids=["zero bytes", "text"])
+def test_an_empty_or_text_file_is_named_at_every_load_point(tmp_path, content, reason):
+    """Issue 28 (siblings of FeatureExtractor's): the catalog and CLIP weights said `: .` for an
+    empty file and `: 101.` for a text file."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError) as raised:
+        TorchCheckpointDataset(filepath=str(path)).load()
+    assert f"Cannot load checkpoint {path}: {reason}. The file is damaged" in str(raised.value)
+    with pytest.raises(WeightsError) as raised:
+        read_openai_state_dict(path)
+    assert f"Cannot read CLIP weights {path}: {reason}. The file is truncated" in str(
+        raised.value)

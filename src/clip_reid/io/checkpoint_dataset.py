@@ -25,6 +25,8 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
+from clip_reid.load_errors import load_failure
+
 
 class AtomicFileDataset(AbstractVersionedDataset):
     """A versioned single-file dataset that writes a temporary file and renames it into place.
@@ -104,10 +106,19 @@ class TorchCheckpointDataset(AtomicFileDataset):
             return torch.load(stream, map_location="cpu", weights_only=True)
         except Exception as error:
             raise DatasetError(
-                f"Cannot load checkpoint {path}: {error or type(error).__name__}. The file is "
-                "damaged or not a checkpoint written by this project; delete it and re-run the "
-                "stage that writes it."
+                f"Cannot load checkpoint {path}: {load_failure(error, _start(stream))}. The file "
+                "is damaged or not a checkpoint written by this project; delete it and re-run "
+                "the stage that writes it."
             ) from error
+
+
+def _start(stream: BinaryIO) -> bytes | None:
+    """The first bytes of ``stream`` (None if it cannot be re-read)."""
+    try:
+        stream.seek(0)
+        return stream.read(16)
+    except (OSError, ValueError):
+        return None
 
 
 class OnnxModelDataset(AtomicFileDataset):

@@ -14,9 +14,7 @@ from typing import Any
 
 import torch
 
-# A checkpoint torch.save writes is a zip archive; its legacy format a pickle (protocol 2+).
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_START = b"\x80"
+from clip_reid.load_errors import not_a_checkpoint
 
 
 class CheckpointFileError(ValueError):
@@ -57,10 +55,10 @@ def _check_header(path: Path, remedy: str) -> None:
         raise CheckpointFileError(
             f"Cannot load the checkpoint {path} (0 bytes): the file is empty (an interrupted "
             f"copy or download?): {remedy}.")
-    if not start.startswith((_ZIP_MAGIC, _PICKLE_START)):
+    problem = not_a_checkpoint(start)
+    if problem:
         raise CheckpointFileError(
-            f"Cannot load the checkpoint {path} ({path.stat().st_size:,} bytes): it is not a "
-            f"checkpoint file (neither a zip archive nor a pickle; it starts with {start!r}). "
+            f"Cannot load the checkpoint {path} ({path.stat().st_size:,} bytes): {problem}. "
             f"Check the path: {remedy}.")
 
 

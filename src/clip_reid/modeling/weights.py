@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from clip_reid.data.download import DownloadError, download_file
+from clip_reid.load_errors import load_failure
 
 OPENAI_URLS = {
     "RN50": "https://openaipublic.azureedge.net/clip/models/"
@@ -61,9 +62,11 @@ def read_openai_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
+        with path.open("rb") as file:
+            start = file.read(16)
         raise WeightsError(
-            f"Cannot read CLIP weights {path}: {error}. The file is truncated or not a CLIP "
-            "checkpoint; delete it and download it again."
+            f"Cannot read CLIP weights {path}: {load_failure(error, start)}. The file is "
+            "truncated or not a CLIP checkpoint; delete it and download it again."
         ) from error
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]

@@ -261,11 +261,9 @@ class GalleryIndex:
 
 
 def answers_frame(pids: list[list[int]], paths: list[list[str]], camids: list[list[int]],
-                  distances: list[list[float]], threshold: float | None,
-                  ids: list[list[int]] | None = None) -> pd.DataFrame:
+                  distances: list[list[float]], threshold: float | None) -> pd.DataFrame:
     """The answer frame of every gallery store (see GalleryIndex.search), from each query's
-    ranked pids, paths, camids and distances (closest first; at least one per query);
-    ``topk_ids`` too when the store has its own image ids."""
+    ranked pids, paths, camids and distances (closest first; at least one per query)."""
     top1_pids = np.asarray([ranked[0] for ranked in pids], dtype=np.int64)
     top1_distances = np.asarray([ranked[0] for ranked in distances], dtype=np.float64)
     if threshold is None:
@@ -273,7 +271,7 @@ def answers_frame(pids: list[list[int]], paths: list[list[str]], camids: list[li
     else:
         predicted = label_or_unknown(top1_pids, top1_distances, threshold)
         known = ~unknown_threshold(top1_distances, threshold)
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "predicted_pid": predicted,
         "known": known,
         "distance": top1_distances,
@@ -282,9 +280,6 @@ def answers_frame(pids: list[list[int]], paths: list[list[str]], camids: list[li
         "topk_camids": [[int(cam) for cam in ranked] for ranked in camids],
         "topk_distances": [[float(value) for value in ranked] for ranked in distances],
     })
-    if ids is not None:
-        frame["topk_ids"] = ids
-    return frame
 
 
 def _checked_rows(paths: Sequence[Any], pids: Sequence[int], camids: Sequence[int] | None,

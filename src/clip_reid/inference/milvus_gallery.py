@@ -276,12 +276,12 @@ class MilvusGallery:
     def delete_images(self, paths: Sequence[str]) -> int:
         """Forget these images (by path; their stable ids). Returns how many were deleted."""
         ids = [image_id(path) for path in paths]
-        return self._delete(f"id in {ids}", f"{len(ids)} image id(s)")
+        return self.delete_where(f"id in {ids}", f"{len(ids)} image id(s)")
 
     def delete_pids(self, pids: Sequence[int]) -> int:
         """Forget these people: every crop labelled with one of ``pids``."""
         wanted = sorted({int(pid) for pid in pids})
-        return self._delete(f"pid in {wanted}", f"pids {wanted}")
+        return self.delete_where(f"pid in {wanted}", f"pids {wanted}")
 
     def delete_older_than(self, days: float, now: float | None = None) -> int:
         """Retention: forget crops whose timestamp is more than ``days`` before ``now`` (epoch
@@ -289,9 +289,11 @@ class MilvusGallery:
         if not days >= 0:
             raise ValueError(f"The retention period must be >= 0 days, got {days}.")
         cutoff = (time.time() if now is None else float(now)) - float(days) * SECONDS_PER_DAY
-        return self._delete(f"timestamp < {cutoff!r}", f"crops older than {days} day(s)")
+        return self.delete_where(f"timestamp < {cutoff!r}", f"crops older than {days} day(s)")
 
-    def _delete(self, expression: str, what: str) -> int:
+    def delete_where(self, expression: str, what: str = "rows") -> int:
+        """Delete the rows matching a Milvus boolean expression; logs the count before and
+        after, returns how many went."""
         before = self.count()
         with self._errors(f"deleting {what}"):
             self.client.delete(self.collection, filter=expression)
@@ -321,7 +323,8 @@ class MilvusGallery:
 
     def search(self, features: Any, k: int = 10, threshold: float | None = None,
                where: GalleryFilter | None = None) -> pd.DataFrame:
-        """As GalleryIndex.search (same columns and distance scale, plus ``topk_ids``)."""
+        """As GalleryIndex.search (same columns and distance scale; an answer's row id is
+        ``image_id`` of its path)."""
         queries = as_feature_matrix(features, "query features").numpy()
         if queries.shape[1] != self.dim:
             raise ValueError(
@@ -358,7 +361,7 @@ class MilvusGallery:
             [[hit["entity"]["path"] for hit in found] for found in hits],
             [[hit["entity"]["camid"] for hit in found] for found in hits],
             [[_distance(hit["distance"], metric) for hit in found] for found in hits],
-            threshold, ids=[[int(hit["id"]) for hit in found] for found in hits])
+            threshold)
 
 
 def _distance(score: float, metric: str) -> float:

@@ -93,10 +93,17 @@ class MilvusGallery:
         return "://" not in self.uri
 
     def close(self) -> None:
+        """Disconnect; for milvus-lite also stop this process's server of the file, which
+        holds the file's lock (pymilvus never does), so another process (the served model, the
+        search page) can open it."""
         if self._client is not None:
             client, self._client = self._client, None
             with self._errors("closing the connection"):
                 client.close()
+            if self.is_local:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.uri)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

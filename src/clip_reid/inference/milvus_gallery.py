@@ -78,6 +78,7 @@ class MilvusGallery:
         self.index = index or MilvusIndex()
         self._token, self._timeout = token, timeout
         self._client: Any = None
+        self._loaded = False
 
     def __repr__(self) -> str:  # never shows the token
         return f"MilvusGallery(uri={self.uri!r}, collection={self.collection!r})"
@@ -97,7 +98,7 @@ class MilvusGallery:
         holds the file's lock (pymilvus never does), so another process (the served model, the
         search page) can open it."""
         if self._client is not None:
-            client, self._client = self._client, None
+            client, self._client, self._loaded = self._client, None, False
             with self._errors("closing the connection"):
                 client.close()
             if self.is_local:
@@ -177,9 +178,20 @@ class MilvusGallery:
     def __len__(self) -> int:
         return self.count()
 
+    def _loaded_client(self) -> Any:
+        """The client, with the collection loaded for reads (a collection opened by another
+        process, or after a server restart, is "released" until loaded)."""
+        client = self.client
+        if not self._loaded:
+            self._schema()  # a clear error when the collection does not exist
+            with self._errors("loading the collection"):
+                client.load_collection(self.collection)
+            self._loaded = True
+        return client
+
     def count(self, where: str = "") -> int:
         with self._errors("counting rows"):
-            found = self.client.query(self.collection, filter=where, output_fields=["count(*)"])
+            found = self._loaded_client().query(self.collection, filter=where, output_fields=["count(*)"])
         return int(found[0]["count(*)"])
 
     def prepare(self, dim: int, text_dim: int, fingerprint: str, metric: str = "cosine") -> None:
@@ -240,6 +252,7 @@ class MilvusGallery:
         """Delete the whole collection (e.g. before re-embedding with another model)."""
         with self._errors("dropping the collection"):
             self.client.drop_collection(self.collection)
+        self._loaded = False
         logger.info("Milvus: dropped collection %r at %s.", self.collection, self.uri)
 
     # --- writes -----------------------------------------------------------------------------
@@ -303,7 +316,7 @@ class MilvusGallery:
         after, returns how many went."""
         before = self.count()
         with self._errors(f"deleting {what}"):
-            self.client.delete(self.collection, filter=expression)
+            self._loaded_client().delete(self.collection, filter=expression)
         after = self.count()
         logger.info("Milvus %s/%s: deleted %s: %d -> %d rows.", self.uri, self.collection, what,
                     before, after)
@@ -313,7 +326,7 @@ class MilvusGallery:
 
     def _query(self, expression: str, fields: list[str], limit: int | None = None) -> list[dict]:
         with self._errors("querying rows"):
-            return list(self.client.query(self.collection, filter=expression,
+            return list(self._loaded_client().query(self.collection, filter=expression,
                                           output_fields=fields,
                                           **({} if limit is None else {"limit": limit})))
 
@@ -354,7 +367,7 @@ class MilvusGallery:
                 threshold: float | None, where: GalleryFilter | None) -> pd.DataFrame:
         params = {"metric_type": MILVUS_METRICS[metric], "params": dict(self.index.search_params)}
         with self._errors("searching"):
-            hits = self.client.search(
+            hits = self._loaded_client().search(
                 self.collection, data=queries.tolist(), anns_field=field_name, limit=int(k),
                 filter=where.expression() if where else "", output_fields=OUTPUT_FIELDS,
                 search_params=params)

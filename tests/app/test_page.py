@@ -146,7 +146,8 @@ def test_a_milvus_gallery_answers_within_the_cameras_and_time_window(service, cr
 
         page.fill("#window", "7-")  # no camera-0 crop after second 7
         page.evaluate("document.body.dataset.state = ''")
-        page.set_input_files("#file", str(tmp_path / "query.jpg"))
+        page.fill("#text", DESCRIPTION)
+        page.click("#text-search")
         page.wait_for_function("document.body.dataset.state === 'done'")
         assert "matches the filter" in page.locator("#error").inner_text()
 

@@ -1,5 +1,5 @@
 """Gallery stores at scale: faiss (GalleryIndex, in process) against milvus-lite (MilvusGallery,
-a local server process), unfiltered and with camera/time filters, on CPU.
+an in-process gRPC server), unfiltered and with camera/time filters, on CPU.
 
 Features: bench_ann's clustered random unit features (1280-d; identities of ~20 images in 256
 appearance groups). Every item also gets a camera (0-99, uniform) and a timestamp (uniform over
@@ -12,8 +12,9 @@ waits for the index), queries/s of --queries queries at k=10 through the library
 answer frame included; median of --repeats after a warm-up) unfiltered and with each filter,
 recall@10 against exact search over the same (filtered) items, and the peak resident memory of
 the process (milvus-lite 3 runs its gRPC server as threads of the calling process, so its
-memory is included). Each (size, store) runs in its own process so the peaks do not mix. Filtered faiss searches are exact over the kept rows (see
-GalleryIndex.search); milvus-lite filters inside its index search.
+memory is included). Each (size, store) runs in its own process so the peaks do not mix.
+Filtered faiss searches are exact over the kept rows (see GalleryIndex.search); milvus-lite
+filters inside its index search.
 
 Usage: PYTHONPATH=src python tests/benchmarks/bench_store.py [--sizes 100000 1000000]
        [--stores faiss milvus] [--milvus-index HNSW] [--threads 2]

@@ -191,7 +191,8 @@ class MilvusGallery:
 
     def count(self, where: str = "") -> int:
         with self._errors("counting rows"):
-            found = self._loaded_client().query(self.collection, filter=where, output_fields=["count(*)"])
+            found = self._loaded_client().query(self.collection, filter=where,
+                                                output_fields=["count(*)"])
         return int(found[0]["count(*)"])
 
     def prepare(self, dim: int, text_dim: int, fingerprint: str, metric: str = "cosine") -> None:

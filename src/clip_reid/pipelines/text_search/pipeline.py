@@ -18,5 +18,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              ["queries", "reid_model", "gallery_index", "gallery_store", "params:text_search"],
              ["results", "figures"], name="search_gallery_by_text"),
     ])
-    return pipeline(nodes, namespace="text_search", inputs={"reid_model", "gallery_index", "gallery_store"},
+    return pipeline(nodes, namespace="text_search",
+                    inputs={"reid_model", "gallery_index", "gallery_store"},
                     parameters={"params:text_search"})

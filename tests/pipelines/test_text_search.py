@@ -98,3 +98,13 @@ def test_pipeline_is_namespaced_with_public_inputs():
     assert pipeline.inputs() == {"reid_model", "gallery_index", "gallery_store",
                                  "params:text_search"}
     assert pipeline.outputs() == {"text_search.results", "text_search.figures"}
+
+
+def test_a_bad_filter_is_refused_with_the_settings():
+    from clip_reid.inference.text_search import TextSearchSettings
+
+    with pytest.raises(ValueError, match="Cameras must be integers"):
+        TextSearchSettings.from_params({**SETTINGS, "cameras": "1;x"}, "text_search")
+    settings = TextSearchSettings.from_params({**SETTINGS, "cameras": "3;1", "time_to": 9.5},
+                                              "text_search")
+    assert settings.where.expression() == "camid in [1, 3] and timestamp <= 9.5"

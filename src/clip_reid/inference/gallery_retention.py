@@ -24,6 +24,9 @@ class GalleryMaintenanceSettings(Settings):
     delete_pids: str | int | tuple[int, ...] | None = None  # every crop of these people
     retention_days: float | None = setting(None, ge=0.0)  # crops older than this many days
 
+    def __post_init__(self) -> None:
+        self.pids()  # non-integer pids stop the run at its start
+
     def paths(self) -> list[str]:
         return _items(self.delete_paths)
 

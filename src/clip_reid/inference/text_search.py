@@ -33,9 +33,14 @@ class TextSearchSettings(Settings):
     time_from: float | None = None  # only crops in [time_from, time_to] (seconds); None = open
     time_to: float | None = None
 
+    def __post_init__(self) -> None:
+        # a bad camera list or window stops the run at its start, not after the model loads
+        object.__setattr__(self, "_where",
+                           GalleryFilter.from_fields(self.cameras, self.time_from, self.time_to))
+
     @property
     def where(self) -> GalleryFilter | None:
-        return GalleryFilter.from_fields(self.cameras, self.time_from, self.time_to)
+        return self._where
 
 
 def read_sentences(settings: TextSearchSettings) -> list[str]:

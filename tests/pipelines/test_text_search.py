@@ -5,6 +5,7 @@ from matplotlib.figure import Figure
 from clip_reid.inference import FeatureExtractor, GalleryIndex, InvalidTextError
 from clip_reid.inference.gallery_store import embed_into_milvus
 from clip_reid.inference.listing import frame_timestamps
+from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.io import MilvusGalleryDataset
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 from clip_reid.pipelines.text_search import create_pipeline
@@ -101,8 +102,6 @@ def test_pipeline_is_namespaced_with_public_inputs():
 
 
 def test_a_bad_filter_is_refused_with_the_settings():
-    from clip_reid.inference.text_search import TextSearchSettings
-
     with pytest.raises(ValueError, match="Cameras must be integers"):
         TextSearchSettings.from_params({**SETTINGS, "cameras": "1;x"}, "text_search")
     settings = TextSearchSettings.from_params({**SETTINGS, "cameras": "3;1", "time_to": 9.5},

@@ -18,6 +18,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from PIL import Image
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.inference.fingerprint import model_fingerprint
-from clip_reid.io import TorchCheckpointDataset
+from clip_reid.io import MilvusGalleryDataset, TorchCheckpointDataset
 from clip_reid.pipeline_registry import register_pipelines
 from clip_reid.pipelines.inference.nodes import (
     embed_gallery,
@@ -106,9 +108,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tracking, model_uri, tmp_path_factory) -> str:
+    with _served(tracking, model_uri, tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+@contextmanager
+def _served(tracking: str, model_uri: str, workdir: Path) -> Iterator[str]:
     """`mlflow models serve` in its own process group, from a folder without the source."""
     port = _free_port()
-    workdir = tmp_path_factory.mktemp("server")
     log = (workdir / "server.log").open("w")
     command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
@@ -156,6 +163,34 @@ def _png(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_model_serving_a_milvus_lite_gallery_applies_the_request_filters(
+        tracking, demo, tmp_path_factory):
+    """The same model over the demo gallery in a milvus-lite file: a filtered request gets
+    what identify_queries gives over the faiss gallery with the same filter."""
+    folder = tmp_path_factory.mktemp("milvus")
+    store = MilvusGalleryDataset(uri=str(folder / "gallery.db")).load()
+    index, _ = build_image_index(demo["root"])
+    reference = embed_gallery(demo["checkpoint"], None, {"store": "milvus"}, index, "cosine", 64,
+                              store)
+    uri = log_served_model(folder / "artifacts", demo["checkpoint"], reference)
+    record = {"image": _b64(demo["queries"][0]), "cameras": "0;1", "time_from": 0.0,
+              "time_to": 40.0}
+    served = base_parameters("inference")["inference"]
+    expected = identify_queries(pd.DataFrame([record | {"image": demo["queries"][0]}]),
+                                demo["checkpoint"], demo["gallery"], served["threshold"],
+                                served["top_k"], served["batch_size"])
+    (folder / "server").mkdir()
+    with _served(tracking, uri, folder / "server") as url:
+        status, body = _post(url, {"dataframe_records": [record]})
+    assert status == 200, body
+    [answer] = body["predictions"]
+    assert answer["topk_pids"] == list(expected.loc[0, "topk_pids"])
+    assert answer["topk_distances"] == pytest.approx(expected.loc[0, "topk_distances"], abs=1e-5)
+    assert set(answer["topk_camids"]) <= {0, 1}
+    assert [Path(path).name for path in answer["topk_paths"]] == [
+        Path(path).name for path in expected.loc[0, "topk_paths"]]
 
 
 def test_one_image_and_a_batch_get_their_identities(server, demo):

@@ -13,6 +13,7 @@ from clip_reid.pipelines import (
     data_ingestion,
     encoder_training,
     evaluation,
+    gallery_maintenance,
     inference,
     prompt_learning,
     text_search,
@@ -44,4 +45,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
     pipelines["inference"] = _stage("inference", inference.create_pipeline())
     pipelines["text_search"] = text_search.create_pipeline()
+    pipelines["gallery_maintenance"] = gallery_maintenance.create_pipeline()
     return pipelines

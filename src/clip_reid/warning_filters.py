@@ -135,6 +135,15 @@ KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
         r"💡 Tip: For seamless cloud logging",
         "lightning 2.6 LoggerConnector.configure_logger advert; no setting turns it off",
     ),
+    # pymilvus 3.0.2 asks the server for a timestamp (AllocTimestamp) on connecting; milvus-lite
+    # 3.2.2's in-process gRPC server does not implement that call, so grpc logs the servicer's
+    # NotImplementedError with a traceback (ERROR), and pymilvus carries on without it. The
+    # only gRPC server in the process is milvus-lite's (inference.gallery.store=milvus).
+    KnownLogRecord(
+        "grpc._server",
+        r"Exception calling application: Method not implemented!",
+        "milvus-lite 3.2.2 servicer lacks AllocTimestamp, which pymilvus 3.0.2 calls",
+    ),
 )
 
 

@@ -1,5 +1,6 @@
 """The search page in a real headless Chromium: an image query and a text query show the top-1
-identity that GalleryIndex.search / search_text return for the same input."""
+identity that GalleryIndex.search / search_text return for the same input; with a milvus-lite
+gallery, the camera and time-window inputs limit the answers as the library's filter does."""
 
 import io
 import socket
@@ -7,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import uvicorn
 from builders import write_crop
@@ -16,6 +18,9 @@ from playwright.sync_api import sync_playwright
 from clip_reid.app.search import SearchService
 from clip_reid.app.server import create_app
 from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference.gallery_filter import GalleryFilter
+from clip_reid.inference.gallery_store import embed_into_milvus
+from clip_reid.inference.milvus_gallery import MilvusGallery
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -54,16 +59,23 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory) -> SearchService:
+def crops(tmp_path_factory) -> pd.DataFrame:
+    """Eight crops of four people on two cameras, one second apart."""
     root = tmp_path_factory.mktemp("gallery")
     paths = []
     for number in range(8):
         path = root / f"{number // 2 + 1:04d}_c{number % 2 + 1}s1_{number:06d}_00.jpg"
         write_crop(path, seed=number)
         paths.append(str(path))
+    return pd.DataFrame({"path": paths, "pid": [n // 2 + 1 for n in range(8)],
+                         "camid": [n % 2 for n in range(8)], "timestamp": list(range(8))})
+
+
+@pytest.fixture(scope="module")
+def service(crops) -> SearchService:
     extractor = FeatureExtractor(tiny_checkpoint())
-    gallery = GalleryIndex.build(extractor, paths, [n // 2 + 1 for n in range(8)],
-                                 [n % 2 for n in range(8)])
+    gallery = GalleryIndex.build(extractor, crops["path"].tolist(), crops["pid"].tolist(),
+                                 crops["camid"].tolist(), timestamps=crops["timestamp"].tolist())
     return SearchService(extractor, gallery, threshold=None, top_k=4)
 
 
@@ -108,6 +120,38 @@ def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path
         assert "text query" in page.locator("#predicted-box").inner_text()
 
 
+def test_a_milvus_gallery_answers_within_the_cameras_and_time_window(service, crops, browser,
+                                                                     tmp_path):
+    store = MilvusGallery(str(tmp_path / "gallery.db"), "page")
+    embed_into_milvus(service.extractor, crops, store, "cosine")
+    milvus = SearchService(service.extractor, store, threshold=None, top_k=4)
+    query = tmp_path / "query.jpg"
+    write_crop(query, seed=3)
+    where = GalleryFilter(camids=(0,), start=1.0, end=6.0)  # crops 2 and 4 (camera 0)
+    expected = service.gallery.search(service.extractor([query.read_bytes()]), 4, where=where)
+    with store, Served(create_app(milvus, "test")) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#app:not([hidden])")
+        page.fill("#cameras", "0")
+        page.fill("#window", "1-6")
+        page.set_input_files("#file", str(query))
+        predicted, first_card = _shown(page)
+        cards = page.locator("#results .card")
+        assert [cards.nth(i).get_attribute("data-pid") for i in range(cards.count())] == [
+            str(pid) for pid in expected["topk_pids"].iloc[0]]
+        assert predicted == str(expected["predicted_pid"].iloc[0])
+        assert all("cam 0" in cards.nth(i).inner_text() for i in range(cards.count()))
+        page.wait_for_function("document.querySelector('#results img').naturalWidth > 0")
+
+        page.fill("#window", "7-")  # no camera-0 crop after second 7
+        page.evaluate("document.body.dataset.state = ''")
+        page.fill("#text", DESCRIPTION)
+        page.click("#text-search")
+        page.wait_for_function("document.body.dataset.state === 'done'")
+        assert "matches the filter" in page.locator("#error").inner_text()
+
+
 def test_the_page_says_when_no_model_is_trained_yet(browser):
     with Served(create_app(None, "test", "No trained model yet: train one.")) as url:
         page = browser.new_page()
@@ -124,6 +168,8 @@ def test_a_bad_upload_is_answered_with_the_reason(service):
     answer = client.post("/api/search", json={"image": "bm90IGFuIGltYWdl"})
     assert answer.status_code == 400 and "not a readable image" in answer.json()["detail"]
     assert client.post("/api/search", json={}).status_code == 400
+    late = client.post("/api/search", json={"text": "a man", "time_from": "noon"})
+    assert late.status_code == 400 and "must be a number" in late.json()["detail"]
     assert client.get("/api/crop/99").status_code == 404
     buffer = io.BytesIO(service.crop(0))
     assert buffer.getvalue()[:2] == b"\xff\xd8"

@@ -7,7 +7,12 @@ import pytest
 from builders import write_crop
 
 from clip_reid.data.market import build_image_index
-from clip_reid.inference.listing import GallerySettings, folder_queries, gallery_images
+from clip_reid.inference.listing import (
+    FRAMES_PER_SECOND,
+    GallerySettings,
+    folder_queries,
+    gallery_images,
+)
 
 
 def test_query_folder_takes_any_names_and_skips_what_is_not_an_image(tmp_path, caplog):
@@ -36,7 +41,8 @@ def test_the_default_gallery_is_the_gallery_split_of_the_image_index(tiny_market
     gallery = gallery_images(GallerySettings(), index)
     expected = index[index["split"] == "gallery"]
     assert gallery["path"].tolist() == expected["path"].tolist()
-    assert list(gallery.columns) == ["path", "pid", "camid"]
+    assert list(gallery.columns) == ["path", "pid", "camid", "timestamp"]
+    assert gallery["timestamp"].tolist() == (expected["frame"] / FRAMES_PER_SECOND).tolist()
     assert gallery_images(GallerySettings(root=str(tiny_market)), index.iloc[:0]).equals(gallery)
 
 
@@ -47,6 +53,7 @@ def test_gallery_from_a_labels_csv_wins_over_the_index(tmp_path):
         tmp_path / "labels.csv", index=False)
     gallery = gallery_images(GallerySettings(labels_csv=str(tmp_path / "labels.csv")), None)
     assert gallery["pid"].tolist() == [7, 7, 9] and (gallery["camid"] == -1).all()
+    assert gallery["timestamp"].isna().all()  # no timestamp column: unknown times
     assert gallery["path"].tolist() == [str(tmp_path / "crops" / f"{n}.jpg") for n in range(3)]
 
 

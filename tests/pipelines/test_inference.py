@@ -11,7 +11,7 @@ from kedro.runner import SequentialRunner
 from mlflow.exceptions import MlflowException
 
 from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, InvalidImageError
-from clip_reid.io import PreviousCheckpointDataset, TorchCheckpointDataset
+from clip_reid.io import MilvusGalleryDataset, PreviousCheckpointDataset, TorchCheckpointDataset
 from clip_reid.pipelines.inference import create_pipeline
 from clip_reid.pipelines.inference.nodes import (
     embed_gallery,
@@ -57,7 +57,8 @@ def _embed(checkpoint, index, previous=None) -> dict:
 
 
 def _run_inference(checkpoint, params, index, store: Path, save_version: str):
-    """`kedro run --pipeline inference` with the real gallery datasets (versioned files)."""
+    """`kedro run --pipeline inference` with the real gallery datasets (versioned files, and a
+    milvus-lite file used when params say store: milvus)."""
     gallery_file = str(store / "gallery_index.pt")
     demo_root = Path(index["path"].iloc[0]).parents[1]
     catalog = DataCatalog({
@@ -68,6 +69,7 @@ def _run_inference(checkpoint, params, index, store: Path, save_version: str):
                                                             version=Version(None, None)),
         "gallery_index": TorchCheckpointDataset(filepath=gallery_file,
                                                 version=Version(None, save_version)),
+        "gallery_store": MilvusGalleryDataset(uri=str(store / "gallery_milvus.db")),
         "query_identities": MemoryDataset(),
     })
     for key, item in params.items():
@@ -85,7 +87,7 @@ def test_every_query_is_identified_and_an_unchanged_gallery_is_not_embedded_agai
     assert embedded == [len(gallery), len(queries)]
     assert first["name"].tolist() == sorted(Path(p).name for p in queries["path"])
     assert set(first.columns) == {"name", "predicted_pid", "known", "distance", "topk_pids",
-                                  "topk_paths", "topk_distances"}
+                                  "topk_paths", "topk_camids", "topk_distances"}
     assert first["topk_pids"].map(len).eq(params["top_k"]).all()
     known = first[first["known"]]
     assert known["predicted_pid"].isin(gallery["pid"]).all()
@@ -97,6 +99,33 @@ def test_every_query_is_identified_and_an_unchanged_gallery_is_not_embedded_agai
     assert embedded == [len(queries)]  # the gallery came from the first run's version
     pd.testing.assert_frame_equal(first, second)
     assert len(list((tmp_path / "gallery_index.pt").iterdir())) == 2
+
+
+def test_the_milvus_store_gives_the_faiss_answers_and_embeds_an_unchanged_gallery_once(
+        checkpoint, params, tmp_path, tiny_index, embedded):
+    queries = tiny_index[tiny_index["split"] == "query"]
+    faiss_answers = _run_inference(checkpoint, params, tiny_index, tmp_path / "faiss",
+                                   "2026-01-01T00.00.00.000Z")
+    milvus = copy.deepcopy(params) | {"gallery": params["gallery"] | {"store": "milvus"}}
+    embedded.clear()
+    first = _run_inference(checkpoint, milvus, tiny_index, tmp_path / "milvus",
+                           "2026-01-01T00.00.00.000Z")
+    gallery_size = int((tiny_index["split"] == "gallery").sum())
+    assert embedded == [gallery_size, len(queries)]
+    assert first["topk_paths"].tolist() == faiss_answers["topk_paths"].tolist()
+    assert first["predicted_pid"].tolist() == faiss_answers["predicted_pid"].tolist()
+    differences = (first["topk_distances"].explode().astype(float)
+                   - faiss_answers["topk_distances"].explode().astype(float)).abs()
+    assert differences.max() < 1e-5
+
+    embedded.clear()
+    second = _run_inference(checkpoint, milvus, tiny_index, tmp_path / "milvus",
+                            "2026-01-02T00.00.00.000Z")
+    assert embedded == [len(queries)]  # every gallery image was in the collection already
+    pd.testing.assert_frame_equal(first, second)
+    reference = TorchCheckpointDataset(filepath=str(tmp_path / "milvus" / "gallery_index.pt"),
+                                       version=Version(None, None)).load()
+    assert reference["store"] == "milvus" and reference["size"] == gallery_size
 
 
 def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, embedded):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ import yaml
 from clip_reid.app.search import SearchService
 from clip_reid.data.market import build_image_index
 from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference.gallery_store import TOKEN_VARIABLE, Gallery
+from clip_reid.inference.milvus_gallery import MilvusGallery
 from clip_reid.io.checkpoint_file import load_checkpoint_file
 
 logger = logging.getLogger("clip_reid.app")
@@ -20,6 +23,7 @@ MODEL_VERSIONS = Path("data/06_models/reid_model.pt")
 GALLERY_VERSIONS = Path("data/07_model_output/gallery_index.pt")
 DATASET_PARAMETERS = Path("conf/base/parameters.yml")
 INFERENCE_PARAMETERS = Path("conf/base/parameters_inference.yml")
+MILVUS_URI = "data/07_model_output/gallery_milvus.db"  # the catalog's gallery_store default
 
 
 def latest_version(folder: Path) -> Path | None:
@@ -79,6 +83,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gallery-root", type=Path,
                         help="Market-layout dataset whose gallery to embed when no saved gallery "
                              f"matches the model (default: dataset.root of {DATASET_PARAMETERS})")
+    parser.add_argument("--store", choices=("faiss", "milvus"), default="faiss",
+                        help="where the gallery is: saved gallery_index versions (faiss) or a "
+                             "Milvus collection (default: %(default)s)")
+    parser.add_argument("--uri", default=MILVUS_URI,
+                        help="milvus: a milvus-lite .db file or http://host:19530 (token from "
+                             f"${TOKEN_VARIABLE}; default: %(default)s)")
+    parser.add_argument("--collection", default="gallery", help="milvus: the collection")
     parser.add_argument("--threshold", type=float,
                         default=_parameter(INFERENCE_PARAMETERS, "inference", "threshold"),
                         help="top-1 image distance beyond which the identity is unknown "
@@ -100,8 +111,14 @@ def build_service(args: argparse.Namespace) -> tuple[SearchService | None, str |
     extractor = FeatureExtractor(model)
     logger.info("Model: %s (%s).", model, extractor.fingerprint)
     root = args.gallery_root or _parameter(DATASET_PARAMETERS, "dataset", "root")
-    gallery = load_gallery(extractor, args.gallery, Path(root) if root else None,
-                           args.batch_size)
+    gallery: Gallery
+    if args.store == "milvus":  # embedded by kedro run --pipeline inference (store=milvus)
+        gallery = MilvusGallery(args.uri, args.collection,
+                                token=os.environ.get(TOKEN_VARIABLE))
+        logger.info("Gallery: %r (%d images).", gallery, len(gallery))
+    else:
+        gallery = load_gallery(extractor, args.gallery, Path(root) if root else None,
+                               args.batch_size)
     return SearchService(extractor, gallery, args.threshold, args.text_threshold,
                          args.top_k), None
 

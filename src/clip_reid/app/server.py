@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from clip_reid.app.request_gate import RequestGate
 from clip_reid.app.search import SearchService
+from clip_reid.inference.gallery_filter import GalleryFilter
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS, InvalidImageError
 
 MAX_REQUEST_CHARS = 20_000_000  # base64 of a ~15 MB image
@@ -22,6 +23,11 @@ MAX_BODY_BYTES = MAX_REQUEST_CHARS + 4096  # the JSON around it; refused from th
 class Query(BaseModel):
     image: str | None = None  # base64 or data URL of the encoded image
     text: str | None = None
+    cameras: str | None = None  # only crops of these cameras: "3;4;5"
+    # only crops with time_from <= timestamp <= time_to (seconds); strings are checked by
+    # GalleryFilter, so a typo gets its reason back (400) rather than a schema error (422)
+    time_from: float | str | None = None
+    time_to: float | str | None = None
 
 
 def create_app(service: SearchService | None, title: str, problem: str | None = None) -> FastAPI:
@@ -51,11 +57,12 @@ def create_app(service: SearchService | None, title: str, problem: str | None = 
         if (query.image is None) == (query.text is None):
             raise HTTPException(400, "Send either an image or a text, not both or neither.")
         try:
+            where = GalleryFilter.from_fields(query.cameras, query.time_from, query.time_to)
             if query.image is not None:
                 if len(query.image) > MAX_REQUEST_CHARS:
                     raise HTTPException(413, "The image is too large: send a person crop.")
-                return service.search_image(query.image)
-            return service.search_text(query.text)
+                return service.search_image(query.image, where)
+            return service.search_text(query.text, where)
         except (InvalidImageError, ValueError) as error:
             raise HTTPException(400, str(error)) from None
 

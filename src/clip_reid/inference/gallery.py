@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from clip_reid.inference.ann_index import AnnSettings, GallerySearch
+from clip_reid.inference.gallery_filter import GalleryFilter
 from clip_reid.metrics import FaissGalleryIndex, label_or_unknown, unknown_threshold
 from clip_reid.metrics.distance import as_feature_matrix
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 STATE_KEYS = ("features", "paths", "pids", "camids", "metric", "fingerprint")
 UNKNOWN_CAMID = -1
+UNKNOWN_TIME = float("nan")  # a crop with no timestamp: never inside a time window
 
 
 class Embedder(Protocol):
@@ -46,6 +48,7 @@ class GalleryIndex:
         self._paths: list[str] = []
         self._pids: list[int] = []
         self._camids: list[int] = []
+        self._timestamps: list[float] = []
         self._text_index: FaissGalleryIndex | None = None  # projection slice, built on demand
 
     @property
@@ -69,6 +72,15 @@ class GalleryIndex:
     def paths(self) -> list[str]:
         return list(self._paths)
 
+    @property
+    def camids(self) -> np.ndarray:
+        return np.asarray(self._camids, dtype=np.int64)
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Seconds (see listing.crop_timestamps); NaN where unknown."""
+        return np.asarray(self._timestamps, dtype=np.float64)
+
     def __len__(self) -> int:
         return len(self._paths)
 
@@ -76,12 +88,13 @@ class GalleryIndex:
     def build(cls, extractor: Embedder, paths: Sequence[Any], pids: Sequence[int],
               camids: Sequence[int] | None = None, metric: str = "cosine",
               previous: GalleryIndex | dict[str, Any] | None = None,
-              index: str | AnnSettings = "auto") -> GalleryIndex:
+              index: str | AnnSettings = "auto",
+              timestamps: Sequence[float] | None = None) -> GalleryIndex:
         """A gallery of ``paths`` that reuses ``previous``'s features of the same paths when they
         come from the same model (fingerprint); only the other images are embedded. Images of
         ``previous`` not in ``paths`` are dropped. ``pids``/``camids`` are always taken from the
         arguments, so relabelling an image needs no re-embedding."""
-        paths, pids, camids = _checked_rows(paths, pids, camids)
+        paths, pids, camids, timestamps = _checked_rows(paths, pids, camids, timestamps)
         old_rows, old_features = _reusable(previous, extractor.fingerprint)
         features = torch.empty(len(paths), extractor.feature_dim)
         reused = [row for row, path in enumerate(paths) if path in old_rows]
@@ -96,19 +109,21 @@ class GalleryIndex:
                     len(reused), len(new_rows), removed, extractor.fingerprint)
         gallery = cls(extractor.feature_dim, metric, extractor.fingerprint, index)
         if paths:
-            gallery.add(features, paths, pids, camids)
+            gallery.add(features, paths, pids, camids, timestamps)
         return gallery
 
     def add(self, features: Any, paths: Sequence[Any], pids: Sequence[int],
-            camids: Sequence[int] | None = None) -> None:
+            camids: Sequence[int] | None = None,
+            timestamps: Sequence[float] | None = None) -> None:
         """Append gallery images; the existing ones are left as they are."""
-        matrix = self._append(features, paths, pids, camids)
+        matrix = self._append(features, paths, pids, camids, timestamps)
         self._index.add(matrix, self._features)
 
     def _append(self, features: Any, paths: Sequence[Any], pids: Sequence[int],
-                camids: Sequence[int] | None) -> torch.Tensor:
+                camids: Sequence[int] | None,
+                timestamps: Sequence[float] | None) -> torch.Tensor:
         """Checked rows appended to the tables (not to the search index); the new features."""
-        paths, pids, camids = _checked_rows(paths, pids, camids)
+        paths, pids, camids, timestamps = _checked_rows(paths, pids, camids, timestamps)
         matrix = self._checked_features(features, "gallery features")
         if len(matrix) != len(paths):
             raise ValueError(f"Got {len(matrix)} feature rows for {len(paths)} paths.")
@@ -123,30 +138,50 @@ class GalleryIndex:
         self._paths += paths
         self._pids += pids
         self._camids += camids
+        self._timestamps += timestamps
         return matrix
 
-    def search(self, features: Any, k: int = 10, threshold: float | None = None) -> pd.DataFrame:
+    def search(self, features: Any, k: int = 10, threshold: float | None = None,
+               where: GalleryFilter | None = None) -> pd.DataFrame:
         """One row per query: ``predicted_pid`` (top-1 pid, or UNKNOWN_PID when ``threshold`` is
         set and the top-1 distance exceeds it), ``known``, ``distance`` (top-1) and the
-        list-valued ``topk_pids``, ``topk_paths``, ``topk_distances`` (closest first; plain Python
-        lists, so the frame survives JSON). Distances: smaller = closer (see FaissGalleryIndex)."""
+        list-valued ``topk_pids``, ``topk_paths``, ``topk_camids``, ``topk_distances`` (closest
+        first; plain Python lists, so the frame survives JSON). Distances: smaller = closer (see
+        FaissGalleryIndex). ``where`` limits the answers to some cameras and/or a time window;
+        a filtered search is exact over the matching rows (the approximate index cannot skip
+        the others)."""
         if len(self) == 0:
             raise ValueError(
                 "the gallery is empty: build it with GalleryIndex.build(extractor, paths, pids) or "
                 "add() features before searching."
             )
         queries = self._checked_features(features, "query features")
-        distances, rows = self._index.search(queries, k, self._features)
+        if where is not None:
+            distances, rows = self._filtered_search(queries, k, where, slice(None), self.metric)
+        else:
+            distances, rows = self._index.search(queries, k, self._features)
         return self._result_frame(distances, rows, threshold)
 
-    def search_text(self, text_features: Any, k: int = 10,
-                    threshold: float | None = None) -> pd.DataFrame:
+    def _filtered_search(self, queries: torch.Tensor, k: int, where: GalleryFilter,
+                         columns: slice, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over the rows ``where`` keeps (their ``columns``), as gallery rows."""
+        rows = np.flatnonzero(where.mask(self.camids, self.timestamps))
+        if not rows.size:
+            raise ValueError(f"No gallery image matches the filter {where.expression()}: widen "
+                             "the cameras or the time window.")
+        subset = FaissGalleryIndex(queries.shape[1], metric)
+        subset.add(self._features[torch.from_numpy(rows)][:, columns], rows)
+        return subset.search(queries, k)
+
+    def search_text(self, text_features: Any, k: int = 10, threshold: float | None = None,
+                    where: GalleryFilter | None = None) -> pd.DataFrame:
         """Text-to-image search: ``text_features`` from ``FeatureExtractor.encode_text`` of the
         model that embedded the gallery, compared by cosine with the image PROJECTION part of the
         gallery features (their last columns, as many as the text features have: the test feature is
         concat(final, projection)). Same frame as :meth:`search`; distance = 1 - cosine
         similarity whatever the gallery's metric, and ``threshold`` (None = every answer known)
-        is on that scale, which differs from image-to-image distances."""
+        is on that scale, which differs from image-to-image distances. ``where``: as in
+        :meth:`search`."""
         if len(self) == 0:
             raise ValueError("the gallery is empty: add images before searching it with text.")
         queries = as_feature_matrix(text_features, "text features")
@@ -157,6 +192,10 @@ class GalleryIndex:
                 "concat(final, projection) features: embed the text with encode_text of the "
                 "FeatureExtractor (checkpoint) that built this gallery."
             )
+        if where is not None:
+            distances, rows = self._filtered_search(queries, k, where, slice(-width, None),
+                                                    "cosine")
+            return self._result_frame(distances, rows, threshold)
         index = self._text_index
         if index is None or index.dim != width:
             index = self._text_index = FaissGalleryIndex(width, "cosine")
@@ -167,21 +206,9 @@ class GalleryIndex:
 
     def _result_frame(self, distances: np.ndarray, rows: np.ndarray,
                       threshold: float | None) -> pd.DataFrame:
-        pids = np.asarray(self._pids, dtype=np.int64)[rows]
-        top1_pids, top1_distances = pids[:, 0], distances[:, 0]
-        if threshold is None:
-            predicted, known = top1_pids.astype(object), np.ones(len(rows), dtype=bool)
-        else:
-            predicted = label_or_unknown(top1_pids, top1_distances, threshold)
-            known = ~unknown_threshold(top1_distances, threshold)
-        return pd.DataFrame({
-            "predicted_pid": predicted,
-            "known": known,
-            "distance": top1_distances.astype(np.float64),
-            "topk_pids": pids.tolist(),
-            "topk_paths": [[self._paths[row] for row in ranked] for ranked in rows.tolist()],
-            "topk_distances": distances.astype(np.float64).tolist(),
-        })
+        return answers_frame(np.asarray(self._pids, dtype=np.int64)[rows].tolist(),
+                             [[self._paths[row] for row in ranked] for ranked in rows.tolist()],
+                             self.camids[rows].tolist(), distances.tolist(), threshold)
 
     def to_state(self) -> dict[str, Any]:
         """Tensors, lists and strings only, so ``torch.load(weights_only=True)`` reads it back.
@@ -192,6 +219,7 @@ class GalleryIndex:
             "paths": list(self._paths),
             "pids": torch.tensor(self._pids, dtype=torch.long),
             "camids": torch.tensor(self._camids, dtype=torch.long),
+            "timestamps": torch.tensor(self._timestamps, dtype=torch.float64),
             "metric": self.metric,
             "fingerprint": self.fingerprint,
             "index": self._index.settings.kind,
@@ -201,7 +229,8 @@ class GalleryIndex:
     @classmethod
     def from_state(cls, state: dict[str, Any],
                    index: str | AnnSettings | None = None) -> GalleryIndex:
-        """The gallery saved by ``to_state``, searched as ``index`` says (default: as saved)."""
+        """The gallery saved by ``to_state``, searched as ``index`` says (default: as saved).
+        States saved before timestamps existed load with unknown times."""
         missing = [key for key in STATE_KEYS if key not in state]
         if missing:
             raise ValueError(
@@ -212,8 +241,10 @@ class GalleryIndex:
         gallery = cls(features.shape[1], state["metric"], state["fingerprint"],
                       state.get("index", "auto") if index is None else index)
         if len(features):
+            times = state.get("timestamps")
             gallery._append(features, state["paths"], torch.as_tensor(state["pids"]).tolist(),
-                            torch.as_tensor(state["camids"]).tolist())
+                            torch.as_tensor(state["camids"]).tolist(),
+                            None if times is None else torch.as_tensor(times).tolist())
             gallery._index.restore(state if index is None else {}, gallery._features)
         return gallery
 
@@ -229,21 +260,47 @@ class GalleryIndex:
         return matrix
 
 
-def _checked_rows(paths: Sequence[Any], pids: Sequence[int],
-                  camids: Sequence[int] | None) -> tuple[list[str], list[int], list[int]]:
-    """Paths as unique strings (they key feature reuse), pids and camids (-1 = unknown)."""
+def answers_frame(pids: list[list[int]], paths: list[list[str]], camids: list[list[int]],
+                  distances: list[list[float]], threshold: float | None) -> pd.DataFrame:
+    """The answer frame of every gallery store (see GalleryIndex.search), from each query's
+    ranked pids, paths, camids and distances (closest first; at least one per query)."""
+    top1_pids = np.asarray([ranked[0] for ranked in pids], dtype=np.int64)
+    top1_distances = np.asarray([ranked[0] for ranked in distances], dtype=np.float64)
+    if threshold is None:
+        predicted, known = top1_pids.astype(object), np.ones(len(pids), dtype=bool)
+    else:
+        predicted = label_or_unknown(top1_pids, top1_distances, threshold)
+        known = ~unknown_threshold(top1_distances, threshold)
+    return pd.DataFrame({
+        "predicted_pid": predicted,
+        "known": known,
+        "distance": top1_distances,
+        "topk_pids": [[int(pid) for pid in ranked] for ranked in pids],
+        "topk_paths": paths,
+        "topk_camids": [[int(cam) for cam in ranked] for ranked in camids],
+        "topk_distances": [[float(value) for value in ranked] for ranked in distances],
+    })
+
+
+def _checked_rows(paths: Sequence[Any], pids: Sequence[int], camids: Sequence[int] | None,
+                  timestamps: Sequence[float] | None,
+                  ) -> tuple[list[str], list[int], list[int], list[float]]:
+    """Paths as unique strings (they key feature reuse), pids, camids (-1 = unknown) and
+    timestamps (NaN = unknown)."""
     paths = [str(path) for path in paths]
     pids = [int(pid) for pid in pids]
     camids = [UNKNOWN_CAMID] * len(paths) if camids is None else [int(cam) for cam in camids]
-    if not len(paths) == len(pids) == len(camids):
+    times = ([UNKNOWN_TIME] * len(paths) if timestamps is None
+             else [float(time) for time in timestamps])
+    if not len(paths) == len(pids) == len(camids) == len(times):
         raise ValueError(
-            f"Got {len(paths)} paths, {len(pids)} pids and {len(camids)} camids: pass one of each "
-            "per gallery image."
+            f"Got {len(paths)} paths, {len(pids)} pids, {len(camids)} camids and {len(times)} "
+            "timestamps: pass one of each per gallery image."
         )
     if len(set(paths)) != len(paths):
         repeated = pd.Series(paths)[pd.Series(paths).duplicated()].iloc[0]
         raise ValueError(f"Gallery paths must be unique; {repeated} is listed more than once.")
-    return paths, pids, camids
+    return paths, pids, camids, times
 
 
 def _reusable(previous: GalleryIndex | dict[str, Any] | None,

@@ -3,6 +3,7 @@ gallery: what `kedro run --pipeline inference` and the served model answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,8 @@ import torch
 from PIL import Image
 
 from clip_reid.inference.extractor import FeatureExtractor
-from clip_reid.inference.gallery import GalleryIndex
+from clip_reid.inference.gallery_filter import GalleryFilter
+from clip_reid.inference.gallery_store import Gallery
 from clip_reid.inference.images import (
     DEFAULT_MAX_PIXELS,
     InvalidImageError,
@@ -22,9 +24,12 @@ from clip_reid.inference.images import (
 
 CHUNK_PIXELS = DEFAULT_MAX_PIXELS  # decoded pixels held at once (about 50 MB of RGB)
 
+# Optional per-query filter fields: cameras ("3;4;5"), time window [time_from, time_to] seconds.
+FILTER_COLUMNS = ("cameras", "time_from", "time_to")
+
 
 def identify(
-    queries: pd.DataFrame, extractor: FeatureExtractor, gallery: GalleryIndex,
+    queries: pd.DataFrame, extractor: FeatureExtractor, gallery: Gallery,
     threshold: float | None, top_k: int, allow_paths: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, max_request_pixels: int | None = None,
 ) -> pd.DataFrame:
@@ -32,7 +37,8 @@ def identify(
     image is farther than ``threshold``), ``known``, ``distance`` and the top-k pids, paths
     and distances. ``queries`` has, per row, ``image`` (path or base64) or ``text`` (a
     description, searched against the gallery's projection features), and optional ``name``,
-    ``camid`` (needed by camera-aware models). Text answers use 1 - cosine similarity and are
+    ``camid`` (needed by camera-aware models) and the filter fields ``cameras``, ``time_from``,
+    ``time_to`` (only those gallery crops answer). Text answers use 1 - cosine similarity and are
     never unknown: ``threshold`` is calibrated for image-to-image distances. ``allow_paths``
     False refuses file paths (a server must not open the files its clients name);
     ``max_request_pixels`` caps the pixels of all images together (None: no cap). Images are
@@ -51,6 +57,7 @@ def identify(
         )
     names = _query_names(queries)
     is_text = _text_rows(queries, names)
+    filters = pd.Series(_row_filters(queries), index=queries.index)
     parts = []
     if (~is_text).any():
         rows = queries[~is_text]
@@ -59,16 +66,36 @@ def identify(
         budget = None if max_request_pixels is None else PixelBudget(max_request_pixels)
         features = _embedded(rows["image"].tolist(), image_names, camids, extractor,
                              _Decoding(allow_paths, max_pixels, budget))
-        found = gallery.search(features, k=top_k, threshold=threshold)
-        parts.append(found.set_axis(rows.index))
+        parts += _searched(lambda f, w: gallery.search(f, top_k, threshold, where=w),
+                           features, filters[~is_text])
     if is_text.any():
         texts = queries.loc[is_text, "text"].tolist()
         text_names = [name for name, text in zip(names, is_text, strict=True) if text]
-        found = gallery.search_text(extractor.encode_text(texts, names=text_names), k=top_k)
-        parts.append(found.set_axis(queries.index[is_text]))
+        parts += _searched(lambda f, w: gallery.search_text(f, top_k, where=w),
+                           extractor.encode_text(texts, names=text_names), filters[is_text])
     found = pd.concat(parts).loc[queries.index].reset_index(drop=True)
     found.insert(0, "name", names)
     return found
+
+
+def _row_filters(queries: pd.DataFrame) -> list[GalleryFilter | None]:
+    """Each query's filter from its optional ``cameras``/``time_from``/``time_to`` fields."""
+    if not any(column in queries for column in FILTER_COLUMNS):
+        return [None] * len(queries)
+    given = [queries[column].tolist() if column in queries else [None] * len(queries)
+             for column in FILTER_COLUMNS]
+    return [GalleryFilter.from_fields(*fields) for fields in zip(*given, strict=True)]
+
+
+def _searched(search: Callable[[Any, GalleryFilter | None], pd.DataFrame],
+              features: Any, filters: pd.Series) -> list[pd.DataFrame]:
+    """``search`` once per distinct filter, each frame indexed by its queries' rows."""
+    parts = []
+    for where in dict.fromkeys(filters.tolist()):
+        positions = [pos for pos, value in enumerate(filters.tolist()) if value == where]
+        found = search(features[positions], where)
+        parts.append(found.set_axis(filters.index[positions]))
+    return parts
 
 
 def _query_names(queries: pd.DataFrame) -> list[str]:

@@ -74,13 +74,13 @@ def shown_paths(found: pd.DataFrame, gallery_paths: list[str],
         return found
     if settings.paths == "none":
         return found.drop(columns="topk_paths")
-    root = settings.path_root or _common_folder(gallery_paths)
+    root = settings.path_root or common_folder(gallery_paths)
     found["topk_paths"] = [[_relative(path, root) for path in ranked]
                            for ranked in found["topk_paths"]]
     return found
 
 
-def _common_folder(paths: list[str]) -> str:
+def common_folder(paths: list[str]) -> str:
     if not paths:
         return ""
     try:

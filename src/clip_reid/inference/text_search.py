@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from clip_reid.inference.extractor import FeatureExtractor
-from clip_reid.inference.gallery import GalleryIndex
+from clip_reid.inference.gallery_filter import GalleryFilter
+from clip_reid.inference.gallery_store import Gallery
 from clip_reid.settings_base import Settings, setting
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,18 @@ class TextSearchSettings(Settings):
     top_k: int = setting(10, ge=1)
     truncate: bool = False  # over 75 BPE tokens: refused (false) or the first 75 kept (true)
     batch_size: int = setting(64, ge=1)
+    cameras: str | int | tuple[int, ...] | None = None  # only these cameras ("3;4;5"); None = all
+    time_from: float | None = None  # only crops in [time_from, time_to] (seconds); None = open
+    time_to: float | None = None
+
+    def __post_init__(self) -> None:
+        # a bad camera list or window stops the run at its start, not after the model loads
+        object.__setattr__(self, "_where",
+                           GalleryFilter.from_fields(self.cameras, self.time_from, self.time_to))
+
+    @property
+    def where(self) -> GalleryFilter | None:
+        return self._where
 
 
 def read_sentences(settings: TextSearchSettings) -> list[str]:
@@ -54,10 +67,11 @@ def read_sentences(settings: TextSearchSettings) -> list[str]:
     return queries
 
 
-def search_by_text(queries: list[str], extractor: FeatureExtractor, gallery: GalleryIndex,
+def search_by_text(queries: list[str], extractor: FeatureExtractor, gallery: Gallery,
                    settings: TextSearchSettings) -> pd.DataFrame:
     """One row per (sentence, rank): pid, camid, path and cosine similarity of the top-k
-    gallery images (``RESULT_COLUMNS``); each sentence's best answer is logged."""
+    gallery images (``RESULT_COLUMNS``), among the cameras and time window of the settings
+    (all by default); each sentence's best answer is logged."""
     if gallery.fingerprint != extractor.fingerprint:
         raise ValueError(
             f"The gallery_index was embedded by model {gallery.fingerprint}, not by the latest "
@@ -65,14 +79,15 @@ def search_by_text(queries: list[str], extractor: FeatureExtractor, gallery: Gal
             "inference (or pass matching --load-versions)."
         )
     features = extractor.encode_text(queries, truncate=settings.truncate)
-    found = gallery.search_text(features, k=settings.top_k)
-    camid_of = dict(zip(gallery.paths, gallery.to_state()["camids"].tolist(), strict=True))
+    found = gallery.search_text(features, k=settings.top_k, where=settings.where)
     rows = [
-        {"query": query, "rank": rank + 1, "pid": pid, "camid": camid_of[path], "path": path,
+        {"query": query, "rank": rank + 1, "pid": pid, "camid": camid, "path": path,
          "similarity": 1.0 - distance}
-        for query, pids, paths, distances in zip(
-            queries, found["topk_pids"], found["topk_paths"], found["topk_distances"], strict=True)
-        for rank, (pid, path, distance) in enumerate(zip(pids, paths, distances, strict=True))
+        for query, pids, camids, paths, distances in zip(
+            queries, found["topk_pids"], found["topk_camids"], found["topk_paths"],
+            found["topk_distances"], strict=True)
+        for rank, (pid, camid, path, distance) in enumerate(
+            zip(pids, camids, paths, distances, strict=True))
     ]
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for query, best in results[results["rank"] == 1].set_index("query").iterrows():

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
+from clip_reid.inference.gallery_retention import GalleryMaintenanceSettings
 from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.metrics.evaluation import EvaluationSettings
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
@@ -39,6 +40,7 @@ SECTIONS: dict[str, type[Settings]] = {
     "evaluation": EvaluationSettings,
     "inference": InferenceSettings,
     "text_search": TextSearchSettings,
+    "gallery_maintenance": GalleryMaintenanceSettings,
 }
 TRAINING_STAGES = ("caption_finetune", "prompt_learning", "encoder_training")
 

@@ -4,6 +4,7 @@ is in clip_reid.inference."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,18 @@ from mlflow.exceptions import MlflowException
 
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 from clip_reid.inference.fingerprint import published
+from clip_reid.inference.gallery_store import (
+    embed_into_milvus,
+    faiss_state,
+    is_reference,
+    open_gallery,
+    served_paths,
+)
 from clip_reid.inference.identify import identify
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS
 from clip_reid.inference.listing import GallerySettings, folder_queries, gallery_images
-from clip_reid.inference.serving import ServingSettings, request_slot, shown_paths
+from clip_reid.inference.serving import ServingSettings, request_slot
+from clip_reid.io.milvus_dataset import MilvusGalleryHandle
 
 
 def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
@@ -27,16 +36,22 @@ def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
 def embed_gallery(
     reid_model: dict[str, Any], previous_gallery_index: dict[str, Any] | None,
     gallery: dict[str, Any], image_index: pd.DataFrame, metric: str, batch_size: int,
+    gallery_store: MilvusGalleryHandle | None = None,
 ) -> dict[str, Any]:
-    """The gallery's features under ``reid_model``; images the previous version embedded with
-    the same model are reused, so an unchanged gallery costs no forward pass. The gallery is
-    ``inference.gallery`` if set, else the gallery split of ``image_index``."""
-    images = gallery_images(GallerySettings.from_params(gallery, "inference.gallery"),
-                            image_index)
+    """The gallery's features under ``reid_model``; images already embedded with the same model
+    (by the previous version, or in the Milvus collection) are reused, so an unchanged gallery
+    costs no forward pass. The gallery is ``inference.gallery`` if set, else the gallery split
+    of ``image_index``; ``inference.gallery.store`` says where it lives."""
+    settings = GallerySettings.from_params(gallery, "inference.gallery")
+    images = gallery_images(settings, image_index)
+    extractor = FeatureExtractor(reid_model, batch_size=batch_size)
+    if settings.store == "milvus":
+        with gallery_store as store:
+            return embed_into_milvus(extractor, images, store.gallery, metric)
     index = GalleryIndex.build(
-        FeatureExtractor(reid_model, batch_size=batch_size), images["path"].tolist(),
-        images["pid"].tolist(), images["camid"].tolist(), metric=metric,
-        previous=previous_gallery_index,
+        extractor, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
+        metric=metric, previous=faiss_state(previous_gallery_index),
+        timestamps=images["timestamp"].tolist(),
     )
     return index.to_state()
 
@@ -45,14 +60,18 @@ def identify_queries(
     query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
     threshold: float | None, top_k: int, batch_size: int, allow_paths: bool = True,
     max_pixels: int | None = DEFAULT_MAX_PIXELS, max_request_pixels: int | None = None,
+    gallery_store: MilvusGalleryHandle | None = None,
 ) -> pd.DataFrame:
     """One row per query (an image or a description): its name, predicted pid or UNKNOWN_PID,
-    and the top-k gallery answers (see clip_reid.inference.identify). The extractor is built
-    once per model, not per request."""
-    return identify(query_images, FeatureExtractor.cached(reid_model, batch_size),
-                    GalleryIndex.from_state(gallery_index), threshold, top_k,
-                    allow_paths=allow_paths, max_pixels=max_pixels,
-                    max_request_pixels=max_request_pixels)
+    and the top-k gallery answers (see clip_reid.inference.identify), from the faiss gallery or
+    the Milvus collection ``gallery_index`` refers to. The extractor is built once per model,
+    not per request."""
+    with gallery_store or nullcontext():
+        store = gallery_store.gallery if gallery_store and is_reference(gallery_index) else None
+        return identify(query_images, FeatureExtractor.cached(reid_model, batch_size),
+                        open_gallery(gallery_index, store), threshold, top_k,
+                        allow_paths=allow_paths, max_pixels=max_pixels,
+                        max_request_pixels=max_request_pixels)
 
 
 def identify_queries_served(
@@ -72,7 +91,7 @@ def identify_queries_served(
                                      batch_size, allow_paths=False,
                                      max_pixels=settings.max_pixels,
                                      max_request_pixels=settings.max_request_pixels)
-        return shown_paths(found, gallery_index["paths"], settings)
+        return served_paths(found, gallery_index, settings)
     except ValueError as error:
         raise MlflowException.invalid_parameter_value(str(error)) from error
 

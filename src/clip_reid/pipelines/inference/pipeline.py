@@ -26,7 +26,8 @@ def create_gallery_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(embed_gallery,
              ["reid_model", "previous_gallery_index", "params:inference.gallery",
-              "image_index", "params:inference.metric", "params:inference.batch_size"],
+              "image_index", "params:inference.metric", "params:inference.batch_size",
+              "gallery_store"],
              "gallery_index", name="embed_gallery"),
     ])
 
@@ -35,7 +36,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     """`kedro run --pipeline inference`: identify every image of the query folder."""
     listing = Node(list_query_images, ["params:inference.queries", "dataset_root"],
                    QUERY_INPUT, name="list_query_images")
-    predict = Node(identify_queries, [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS],
+    inputs = [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS]
+    names = ["query_images", "reid_model", "gallery_index", "threshold", "top_k", "batch_size"]
+    predict = Node(identify_queries,
+                   {**dict(zip(names, inputs, strict=True)), "gallery_store": "gallery_store"},
                    "query_identities", name="identify_queries")
     return Pipeline([listing]) + create_gallery_pipeline() + Pipeline([predict])
 

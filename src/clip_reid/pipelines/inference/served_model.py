@@ -24,6 +24,11 @@ SERVED_SIGNATURE = ModelSignature(inputs=Schema([
     ColSpec("string", "text", required=False),    # or a description: "a woman in a red top"
     ColSpec("string", "name", required=False),    # echoed back to tell the answers apart
     ColSpec("long", "camid", required=False),     # camera index, for camera-aware (SIE) models
+    # Optional filters: answer only with crops of these cameras ("3;4;5") taken in the window
+    # [time_from, time_to] (seconds, as the gallery's timestamps).
+    ColSpec("string", "cameras", required=False),
+    ColSpec("double", "time_from", required=False),
+    ColSpec("double", "time_to", required=False),
 ]))
 
 

@@ -8,8 +8,10 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference import FeatureExtractor
+from clip_reid.inference.gallery_store import is_reference, open_gallery
 from clip_reid.inference.text_search import TextSearchSettings, read_sentences, search_by_text
+from clip_reid.io.milvus_dataset import MilvusGalleryHandle
 from clip_reid.metrics.text_plots import plot_text_search
 
 
@@ -20,11 +22,16 @@ def read_text_queries(text_search: dict[str, Any]) -> list[str]:
 
 def search_gallery_by_text(
     queries: list[str], reid_model: dict[str, Any], gallery_index: dict[str, Any],
-    text_search: dict[str, Any],
+    gallery_store: MilvusGalleryHandle, text_search: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """One CSV row per (sentence, rank): pid, camid, path and cosine similarity of the top-k
-    gallery images; and a picture per sentence with those crops."""
+    gallery images (faiss or the Milvus collection ``gallery_index`` refers to), within the
+    settings' cameras and time window; and a picture per sentence with those crops."""
     settings = TextSearchSettings.from_params(text_search, "text_search")
-    results = search_by_text(queries, FeatureExtractor(reid_model, batch_size=settings.batch_size),
-                             GalleryIndex.from_state(gallery_index), settings)
+    with gallery_store as store:
+        gallery = open_gallery(gallery_index,
+                               store.gallery if is_reference(gallery_index) else None)
+        results = search_by_text(queries, FeatureExtractor(reid_model,
+                                                           batch_size=settings.batch_size),
+                                 gallery, settings)
     return results, plot_text_search(results)

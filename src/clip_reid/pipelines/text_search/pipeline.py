@@ -15,8 +15,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     nodes = Pipeline([
         Node(read_text_queries, "params:text_search", "queries", name="read_text_queries"),
         Node(search_gallery_by_text,
-             ["queries", "reid_model", "gallery_index", "params:text_search"],
+             ["queries", "reid_model", "gallery_index", "gallery_store", "params:text_search"],
              ["results", "figures"], name="search_gallery_by_text"),
     ])
-    return pipeline(nodes, namespace="text_search", inputs={"reid_model", "gallery_index"},
+    return pipeline(nodes, namespace="text_search",
+                    inputs={"reid_model", "gallery_index", "gallery_store"},
                     parameters={"params:text_search"})

@@ -303,7 +303,7 @@ print(model.predict(pd.DataFrame({{"image": [{_b64(demo["queries"][1])!r}]}})).s
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd="/", timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("(1, 7)")
+    assert result.stdout.strip().endswith("(1, 8)")
 
 
 @pytest.mark.parametrize("case, message", [

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
+from clip_reid.engine_settings import worker_batch_size
 from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.metrics.evaluation import EvaluationSettings
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
@@ -52,6 +53,9 @@ def validate_parameters(params: Mapping[str, Any], locate: Locator | None = None
                 for name, cls in SECTIONS.items()}
     for stage in TRAINING_STAGES:
         check_work_dir(Path(settings[stage].work_dir))
+    trainer, encoder = settings["trainer"], settings["encoder_training"]
+    if trainer.engine == "ray":
+        worker_batch_size(encoder.batch_size, encoder.num_instances, trainer.ray.num_workers)
     return settings
 
 

@@ -10,7 +10,9 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference.embedders import gallery_embedder
 from clip_reid.inference.fingerprint import published
 from clip_reid.inference.identify import identify
 from clip_reid.inference.images import DEFAULT_MAX_PIXELS
@@ -27,14 +29,18 @@ def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
 def embed_gallery(
     reid_model: dict[str, Any], previous_gallery_index: dict[str, Any] | None,
     gallery: dict[str, Any], image_index: pd.DataFrame, metric: str, batch_size: int,
+    embedding: dict[str, Any],
 ) -> dict[str, Any]:
-    """The gallery's features under ``reid_model``; images the previous version embedded with
-    the same model are reused, so an unchanged gallery costs no forward pass. The gallery is
-    ``inference.gallery`` if set, else the gallery split of ``image_index``."""
+    """The gallery's features under ``reid_model`` (on the ``inference.embedding`` engine);
+    images the previous version embedded with the same model are reused, so an unchanged
+    gallery costs no forward pass. The gallery is ``inference.gallery`` if set, else the gallery
+    split of ``image_index``."""
     images = gallery_images(GallerySettings.from_params(gallery, "inference.gallery"),
                             image_index)
     index = GalleryIndex.build(
-        FeatureExtractor(reid_model, batch_size=batch_size), images["path"].tolist(),
+        gallery_embedder(reid_model, batch_size,
+                         EmbeddingEngineSettings.from_params(embedding, "inference.embedding")),
+        images["path"].tolist(),
         images["pid"].tolist(), images["camid"].tolist(), metric=metric,
         previous=previous_gallery_index,
     )

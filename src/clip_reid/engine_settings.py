@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clip_reid.settings_base import Settings, setting
+from clip_reid.settings_base import Settings, SettingsError, setting
 
 ENGINES = ("local", "ray")
 
@@ -56,7 +56,7 @@ def worker_batch_size(batch_size: int, num_instances: int, workers: int) -> int:
     ``batch_size``: whole identities (K images each) per worker, the same count on every one."""
     share = batch_size // workers
     if batch_size % workers or share % num_instances:
-        raise ValueError(
+        raise SettingsError(
             f"encoder_training.batch_size ({batch_size}) must split over trainer.ray.num_workers "
             f"({workers}) into whole identity groups of num_instances ({num_instances}) images: "
             f"use a batch_size that is a multiple of {workers * num_instances}."

@@ -10,7 +10,6 @@ Imported only when the Ray engine is chosen.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,16 +97,22 @@ def embedding_dataset(checkpoint_ref: Any, checkpoint: dict[str, Any], paths: Se
     frame = pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
                           "path": [str(path) for path in paths],
                           "camid": np.asarray(camids, dtype=np.int64)})
-    blocks = max(1, math.ceil(len(frame) / batch_size))
+    # One block per model batch, split here (Ray's own split fails on pandas 3 frames).
+    blocks = [frame.iloc[start:start + batch_size] for start in range(0, len(frame), batch_size)]
     return (
-        ray.data.from_pandas(frame, override_num_blocks=blocks)
+        ray.data.from_pandas(blocks)
+        # max_calls=0 is Ray's default (task workers are reused), stated because Ray fuses map
+        # stages whose remote arguments are equal: that would decode inside the model actors,
+        # and decoding is meant to be a CPU stage of its own.
         .map_batches(_decode, batch_format="numpy", num_cpus=settings.decode_cpus,
+                     max_calls=0,
                      fn_kwargs={"reader": reader, "size": tuple(config.image_size),
                                 "mean": norm["mean"], "std": norm["std"]})
         .map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size,
                      fn_constructor_args=([checkpoint_ref], flip, dtype,
                                           settings.gpus_per_actor > 0),
-                     compute=ray.data.ActorPoolStrategy(size=settings.actors),
+                     compute=ray.data.ActorPoolStrategy(
+                         min_size=min(settings.actors, len(blocks)), max_size=settings.actors),
                      num_cpus=settings.cpus_per_actor, num_gpus=settings.gpus_per_actor)
     )
 

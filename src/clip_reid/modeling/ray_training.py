@@ -40,11 +40,18 @@ class _ReportEpoch(Callback):
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self.lr = float("nan")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.lr = trainer.optimizers[0].param_groups[0]["lr"]  # the epoch's rate, as EpochLog
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        metrics = {name.removesuffix("_epoch"): float(value)
-                   for name, value in sorted(trainer.callback_metrics.items())
-                   if value.numel() == 1 and not name.endswith("_step")}
+        # The names the local engine's MLflow logger records at epoch end: `x_epoch` for a value
+        # logged per step and per epoch, `x` for one logged per epoch only.
+        found = trainer.callback_metrics
+        metrics = {name: float(value) for name, value in sorted(found.items())
+                   if value.numel() == 1 and not name.endswith("_step")
+                   and f"{name}_epoch" not in found} | {"lr": self.lr}
         self.history.append(metrics | {"epoch": trainer.current_epoch + 1})
         if trainer.current_epoch + 1 < (trainer.max_epochs or 0) or not trainer.is_global_zero:
             ray.train.report(metrics)
@@ -126,5 +133,5 @@ def _log_history(stage: str, history: list[dict[str, float]], workers: int) -> N
         values = {k: v for k, v in row.items() if k != "epoch"}
         if mlflow is not None:
             mlflow.log_metrics(values, step=epoch - 1)
-        losses = " ".join(f"{k}={v:.4f}" for k, v in sorted(values.items()))
+        losses = " ".join(f"{k.removesuffix('_epoch')}={v:.4g}" for k, v in sorted(values.items()))
         logger.info("%s epoch %d (Ray, %d workers): %s", stage, epoch, workers, losses)

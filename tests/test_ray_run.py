@@ -93,3 +93,23 @@ def test_the_ray_embedded_gallery_equals_local_features(project, ray_run):
                          weights_only=True)
     expected = FeatureExtractor(model)(gallery["paths"], gallery["camids"])
     assert torch.allclose(torch.as_tensor(gallery["features"]), expected, atol=1e-5, rtol=0)
+
+
+def test_an_unreadable_image_fails_the_ray_run_as_locally_and_ray_is_left(project, address,
+                                                                          ray_run):
+    """Runs last: it damages one gallery image of the project."""
+    gallery = torch.load(_versions(project, "07_model_output/gallery_features.pt")[0],
+                         weights_only=True)
+    damaged = Path(gallery["paths"][3])
+    damaged.write_bytes(b"not an image")
+    params = ",".join([f"evaluation.embedding.engine=ray,evaluation.embedding.address={address}",
+                       *(f"evaluation.embedding.{value}" for value in HALF_CPU)])
+    env = kedro_env(project) | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    result = subprocess.run(kedro_command("run", "--env", "e2e", "--pipelines", "evaluation",
+                                          "--params", params),
+                            cwd=project, env=env, capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, timeout=1500)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Cannot read image" in log and damaged.name in log  # the local path's error
+    assert "Ray: disconnected." in log  # the hook left the cluster although the run failed

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 NODES = 2
 OBJECT_STORE_BYTES = 100 * 2**20  # per node: the tests move a few MB; the machine is shared
@@ -19,6 +21,10 @@ def loopback_cluster(nodes: int = NODES, cpus_per_node: int = 1,
     loopback_only()
     from ray.cluster_utils import Cluster
 
+    # Nodes inherit this environment: with tests/ on their path, workers can import the test
+    # modules whose classes (toy modules, data modules) the tests ship to them.
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *filter(None, [path])])
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={
         "num_cpus": cpus_per_node, "object_store_memory": object_store_bytes,
         "include_dashboard": False})
@@ -29,3 +35,7 @@ def loopback_cluster(nodes: int = NODES, cpus_per_node: int = 1,
         yield cluster.address
     finally:
         cluster.shutdown()
+        if path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = path

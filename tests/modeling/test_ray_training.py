@@ -2,11 +2,12 @@
 same global batches with the same seed.
 
 A loss that is a mean over independent samples gives the single-process weights exactly (DDP
-averages equal-sized per-worker means). CLIP-ReID's stage 2 cannot: its batch-hard triplet term
-mines within each worker's batch and BatchNorm normalises with each worker's batch statistics,
-so two workers see other negatives and other statistics than one process with the whole batch.
-Its test bounds that difference relative to the training update, and checks it is far below
-the difference a different batch order makes.
+averages equal-sized per-worker means). CLIP-ReID's stage 2 does not: its batch-hard triplet
+term mines within each worker's batch and BatchNorm normalises with each worker's batch
+statistics, and with Adam that moves the weights about as far as another batch order does
+(measured: 0.22 vs 0.25, for an update of 0.39). So its single process computes the loss the
+way two workers do, on each half of the global batch, averaged: the same gradients, and then
+the same weights to float rounding.
 """
 
 from __future__ import annotations
@@ -118,14 +119,27 @@ def _stage2(tiny_params) -> tuple[ModelSettings, EncoderTrainingSettings]:
                           augmentation=no_randomness)
 
 
+class _TwoWorkersInOneProcess(EncoderTrainingModule):
+    """Loss of each worker's half of the global batch (its own BatchNorm statistics and triplet
+    mining), averaged as DDP averages their gradients."""
+
+    def training_step(self, batch, batch_idx):
+        share = GLOBAL_BATCH // WORKERS
+        halves = [{key: value[rank * share:(rank + 1) * share] for key, value in batch.items()}
+                  for rank in range(WORKERS)]
+        return sum(super(_TwoWorkersInOneProcess, self).training_step(half, batch_idx)
+                   for half in halves) / WORKERS
+
+
 def _single_process(train, text, backbone, model: ModelSettings,
                     settings: EncoderTrainingSettings, sampler_seed: int):
     """Train on one process; each step's batch is the union of the workers' batches of that
     step (worker r takes P×K batch 2s+r of the plan at step s)."""
     L.seed_everything(0, workers=True, verbose=False)  # as train_encoder: the same initial model
     config = model.reid_config(int(train["label"].max()) + 1, int(train["camid"].max()) + 1)
-    module = EncoderTrainingModule(ClipReidModel(config, load_clip_backbone(backbone, config.clip))
-                                   .train(), text["features"], settings.optimizer, settings.loss)
+    module = _TwoWorkersInOneProcess(
+        ClipReidModel(config, load_clip_backbone(backbone, config.clip)).train(),
+        text["features"], settings.optimizer, settings.loss)
     initial = {name: value.detach().clone() for name, value in module.model.named_parameters()
                if value.requires_grad}
     sampler = RandomIdentitySampler(train["label"].tolist(), GLOBAL_BATCH // WORKERS,
@@ -140,7 +154,7 @@ def _distance(a: dict, b: dict, names: list[str]) -> float:
     return float(torch.cat([(a[n].float() - b[n].float()).flatten() for n in names]).norm())
 
 
-def test_stage2_on_two_workers_stays_near_the_single_process_weights(address, tiny_index,
+def test_stage2_on_two_workers_ends_at_the_single_process_weights(address, tiny_index,
                                                                       tiny_params):
     model, settings = _stage2(tiny_params)
     train = select_split(tiny_index, "train")
@@ -155,4 +169,4 @@ def test_stage2_on_two_workers_stays_near_the_single_process_weights(address, ti
     gap = _distance(on_ray["state_dict"], single, trained)
     order_gap = _distance(other_order, single, trained)
     print(f"update {update:.4g}, Ray vs one process {gap:.4g}, other batch order {order_gap:.4g}")
-    assert gap < 0.25 * update and gap < 0.5 * order_gap
+    assert gap < 1e-3 * update and order_gap > 0.1 * update

@@ -19,23 +19,38 @@ def loopback_cluster(nodes: int = NODES, cpus_per_node: int = 1,
     from clip_reid.ray_session import loopback_only
 
     loopback_only()
-    from ray.cluster_utils import Cluster
-
     # Nodes inherit this environment: with tests/ on their path, workers can import the test
     # modules whose classes (toy modules, data modules) the tests ship to them.
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *filter(None, [path])])
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
-        "num_cpus": cpus_per_node, "object_store_memory": object_store_bytes,
-        "include_dashboard": False})
     try:
-        for _ in range(nodes - 1):
-            cluster.add_node(num_cpus=cpus_per_node, object_store_memory=object_store_bytes)
-        cluster.wait_for_nodes()
-        yield cluster.address
+        cluster = _started(nodes, cpus_per_node, object_store_bytes)
+        try:
+            yield cluster.address
+        finally:
+            cluster.shutdown()
     finally:
-        cluster.shutdown()
         if path is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = path
+
+
+def _started(nodes: int, cpus_per_node: int, object_store_bytes: int, attempts: int = 3):
+    """The cluster, started again when a node misses Ray's fixed 30 s start-up window, which a
+    machine shared with other jobs can exceed."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=False, connect=False)
+    try:
+        for node in range(nodes):
+            extra = {"include_dashboard": False} if node == 0 else {}
+            cluster.add_node(num_cpus=cpus_per_node, object_store_memory=object_store_bytes,
+                             **extra)
+        cluster.wait_for_nodes()
+    except Exception as error:
+        cluster.shutdown()
+        if "timed out during startup" not in str(error) or attempts == 1:
+            raise
+        return _started(nodes, cpus_per_node, object_store_bytes, attempts - 1)
+    return cluster

@@ -29,7 +29,7 @@ def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
 def embed_gallery(
     reid_model: dict[str, Any], previous_gallery_index: dict[str, Any] | None,
     gallery: dict[str, Any], image_index: pd.DataFrame, metric: str, batch_size: int,
-    embedding: dict[str, Any],
+    embedding: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The gallery's features under ``reid_model`` (on the ``inference.embedding`` engine);
     images the previous version embedded with the same model are reused, so an unchanged

@@ -75,3 +75,17 @@ def test_conf_base_keeps_the_local_engines():
     assert params["trainer"]["engine"] == "local"
     assert params["inference"]["embedding"]["engine"] == "local"
     assert params["evaluation"]["embedding"]["engine"] == "local"
+
+
+def test_no_address_starts_a_local_instance_on_loopback_and_stops_it():
+    ray = pytest.importorskip("ray")
+    from clip_reid.ray_session import connect, disconnect
+
+    assert connect(None)  # this call started it, so the caller owns the shutdown
+    try:
+        assert not connect(None)  # already connected: nothing to own
+        assert ray.cluster_resources()["CPU"] >= 1
+        assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    finally:
+        disconnect()
+    assert not ray.is_initialized()

@@ -68,25 +68,26 @@ def _train_worker(config: dict[str, Any]) -> None:
     place from the trainer, so each rank trains on its own whole identity batches."""
     settings: TrainerSettings = config["trainer"]
     L.seed_everything(config["seed"], workers=True, verbose=False)
-    fit = prepare_trainer(L.Trainer(
-        max_epochs=config["max_epochs"],
-        accelerator="gpu" if settings.ray.use_gpu else "cpu",
-        devices="auto",
-        strategy=RayDDPStrategy(),
-        plugins=[RayLightningEnvironment()],
-        precision=settings.precision,
-        deterministic=settings.deterministic,
-        log_every_n_steps=settings.log_every_n_steps,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        use_distributed_sampler=False,  # our samplers split whole P×K batches across ranks
-        logger=False,  # the driver logs the reported metrics to MLflow
-        callbacks=[_ReportEpoch()],
-        default_root_dir=tempfile.mkdtemp(prefix="clip_reid_worker_"),
-        **settings.extra,
-    ))
-    fit.fit(config["module"], datamodule=config["data"])
+    with tempfile.TemporaryDirectory(prefix="clip_reid_worker_") as root:
+        fit = prepare_trainer(L.Trainer(
+            max_epochs=config["max_epochs"],
+            accelerator="gpu" if settings.ray.use_gpu else "cpu",
+            devices="auto",
+            strategy=RayDDPStrategy(),
+            plugins=[RayLightningEnvironment()],
+            precision=settings.precision,
+            deterministic=settings.deterministic,
+            log_every_n_steps=settings.log_every_n_steps,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            use_distributed_sampler=False,  # our samplers split whole P×K batches across ranks
+            logger=False,  # the driver logs the reported metrics to MLflow
+            callbacks=[_ReportEpoch()],
+            default_root_dir=root,
+            **settings.extra,
+        ))
+        fit.fit(config["module"], datamodule=config["data"])
 
 
 def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage: str,

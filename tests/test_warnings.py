@@ -39,6 +39,8 @@ EXAMPLES = {
     "deprecated, use ConfigDict instead. Deprecated in Pydantic V2.0 to be removed in V3.0.",
     r"The ``noload`` loader strategy is deprecated": "The ``noload`` loader strategy is "
     "deprecated and will be removed in a future release. (deprecated since: 2.1)",
+    r"`(use_push_based_shuffle|use_polars|use_arrow_tensor_v2)` is deprecated":
+    "`use_polars` is deprecated, please configure `use_polars_sort`  instead.",
 }
 
 def unlisted(records: list[str]) -> list[str]:

@@ -97,3 +97,48 @@ class MlflowArtifactHook(_CatalogHook):
         log = mlflow.log_artifacts if path.is_dir() else mlflow.log_artifact
         log(str(path), artifact_path=metadata.get("artifact_path", dataset_name))
 
+
+
+class RayHook:
+    """Connects to Ray before the first node when an engine parameter says ``ray`` (one
+    connection for the whole run, to the one address the blocks share), and disconnects after
+    the run, also when it fails. A run on the local engines never imports Ray."""
+
+    def __init__(self) -> None:
+        self._connected = False
+
+    @hook_impl
+    def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        from clip_reid.engine_settings import ray_address
+        from clip_reid.pipelines.parameters import validate_parameters
+
+        settings = validate_parameters(catalog.load("parameters"))
+        trainer = settings["trainer"]
+        uses_ray, address = ray_address({
+            "inference.embedding": _engine(settings["inference"].embedding),
+            "evaluation.embedding": _engine(settings["evaluation"].embedding),
+            "trainer.ray": (trainer.engine, trainer.ray.address),
+        })
+        if uses_ray:
+            from clip_reid.ray_session import connect
+
+            self._connected = connect(address)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._disconnect()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._connected:
+            from clip_reid.ray_session import disconnect
+
+            disconnect()
+            self._connected = False
+
+
+def _engine(block: Any) -> tuple[str, str | None]:
+    return block.engine, block.address

@@ -36,6 +36,15 @@ class KnownWarning:
 
 
 KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
+    # ray 2.60.0: DataContext.copy() deep-copies every field through __setattr__, which warns
+    # for these deprecated fields whether or not anyone set them (ray/data/context.py); each
+    # Ray Data execution copies the context. Only runs with an engine set to ray import it.
+    KnownWarning(
+        DeprecationWarning,
+        r"`(use_push_based_shuffle|use_polars|use_arrow_tensor_v2)` is deprecated",
+        r"ray\.data\.context",
+        "ray 2.60.0 DataContext.__setattr__ warns on deepcopy; drop when a Ray release stops",
+    ),
     # omegaconf 2.4 deprecated register_new_resolver() for register_resolver()
     # (omry/omegaconf#1322, migration notes in omry/omegaconf#426). kedro 1.7.0
     # (OmegaConfigLoader: its own resolvers and settings.CONFIG_LOADER_ARGS["custom_resolvers"])

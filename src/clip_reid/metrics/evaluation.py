@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from clip_reid.data.settings import EvaluatedDatasetSettings
+from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.metrics.distance import METRICS, compute_distance_matrix
 from clip_reid.metrics.inputs import AP_MODES
 from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
@@ -68,6 +69,7 @@ class EvaluationSettings(Settings):
     top_k: int = setting(10, ge=1)  # gallery items listed per query (predictions, figure)
     ranked_queries: int = setting(4, ge=1)  # worst and best queries drawn in the figure
     device: str | None = None  # feature extraction device; None = the trainer's accelerator
+    embedding: EmbeddingEngineSettings = setting(default_factory=EmbeddingEngineSettings)
     text_retrieval: TextRetrievalSettings = setting(default_factory=TextRetrievalSettings)
     dataset: EvaluatedDatasetSettings = setting(default_factory=EvaluatedDatasetSettings)
 

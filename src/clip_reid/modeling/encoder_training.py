@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
+from clip_reid.engine_settings import worker_batch_size
 from clip_reid.modeling.backbone import load_clip_backbone
 from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_caption_features
 from clip_reid.modeling.clip_factory import tokenizer_for
@@ -219,16 +220,25 @@ def train_encoder(
         captions = training_caption_features(clip, config.clip.arch, train, image_captions)
     module = EncoderTrainingModule(reid_model, features, settings.optimizer, settings.loss,
                                    use_cameras=config.num_cameras > 0, caption_features=captions)
+    batch_size = settings.batch_size
+    if trainer.engine == "ray":
+        batch_size = worker_batch_size(batch_size, settings.num_instances, trainer.ray.num_workers)
     data = IdentityBatchDataModule(train, model.train_transform(settings.augmentation),
-                                   settings.batch_size, settings.num_instances, seed,
+                                   batch_size, settings.num_instances, seed,
                                    trainer.num_workers, settings.sampler)
     fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
                    "trainer": trainer.to_dict(), "seed": seed, "num_images": len(train),
                    "num_classes": num_classes,
                    "text_features_sum": float(features.double().sum())}
-    result = fit_resumable(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
-                           max_epochs=settings.max_epochs, trainer=trainer,
-                           fingerprint=fingerprint, callbacks=callbacks)
+    if trainer.engine == "ray":
+        from clip_reid.modeling.ray_training import fit_on_ray
+
+        result = fit_on_ray(module, data, stage=STAGE, max_epochs=settings.max_epochs,
+                            trainer=trainer, seed=seed)
+    else:
+        result = fit_resumable(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
+                               max_epochs=settings.max_epochs, trainer=trainer,
+                               fingerprint=fingerprint, callbacks=callbacks)
     mean, std = model.normalization()
     return reid_checkpoint(module.model.eval(), normalization={"mean": mean, "std": std},
                            final_metrics=result.metrics, epochs=result.epochs,

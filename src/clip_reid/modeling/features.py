@@ -39,21 +39,29 @@ def extract_features(
         ReidImageDataset(frame.reset_index(drop=True), transform), batch_size=batch_size,
         shuffle=False, num_workers=num_workers,
     )
-    autocast = (
-        torch.autocast(device.type, dtype=DTYPES[dtype])
-        if dtype != "fp32" else contextlib.nullcontext()
-    )
     chunks = []
     # disable=None: a bar on a terminal, nothing in a plain log file (no carriage-return soup)
     for batch in tqdm(loader, desc=description, leave=False, disable=None):
         images = batch["image"].to(device)
         cameras = batch["camid"].to(device) if use_cameras else None
-        with autocast:
-            features = model(images, cameras).float()
-            if flip:
-                features = (features + model(images.flip(3), cameras).float()) / 2
-        chunks.append(features.cpu())
+        chunks.append(test_forward(model, images, cameras, flip, dtype))
     return torch.cat(chunks) if chunks else torch.empty(0, 0)
+
+
+@torch.inference_mode()
+def test_forward(model: nn.Module, images: Tensor, cameras: Tensor | None, flip: bool = False,
+                 dtype: str = "fp32") -> Tensor:
+    """Float32 CPU test features of one batch of transformed images (eval-mode ``model`` on the
+    images' device): the one forward rule of every embedding engine, so they agree."""
+    autocast = (
+        torch.autocast(images.device.type, dtype=DTYPES[dtype])
+        if dtype != "fp32" else contextlib.nullcontext()
+    )
+    with autocast:
+        features = model(images, cameras).float()
+        if flip:
+            features = (features + model(images.flip(3), cameras).float()) / 2
+    return features.cpu()
 
 
 @torch.no_grad()

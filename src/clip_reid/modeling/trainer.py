@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger, MLFlowLogger
 from torch.utils.data import DataLoader
 
+from clip_reid.engine_settings import ENGINES, RayTrainSettings
 from clip_reid.modeling.work_dir import (
     FINGERPRINT_FILE,
     PROGRESS_FILE,
@@ -58,6 +59,8 @@ class TrainerSettings(Settings):
     log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
     extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments
+    engine: str = setting("local", choices=ENGINES)  # ray: stage 2 on Ray Train workers
+    ray: RayTrainSettings = setting(default_factory=RayTrainSettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, int) and self.devices < 1:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
+from clip_reid.engine_settings import worker_batch_size
 from clip_reid.inference.gallery_retention import GalleryMaintenanceSettings
 from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.metrics.evaluation import EvaluationSettings
@@ -59,6 +60,9 @@ def validate_parameters(params: Mapping[str, Any], locate: Locator | None = None
     for stage in stages:
         if stage != "caption_finetune" or settings[stage].enabled:
             check_work_dir(Path(settings[stage].work_dir), f"{stage}.work_dir")
+    trainer, encoder = settings["trainer"], settings["encoder_training"]
+    if trainer.engine == "ray":
+        worker_batch_size(encoder.batch_size, encoder.num_instances, trainer.ray.num_workers)
     return settings
 
 

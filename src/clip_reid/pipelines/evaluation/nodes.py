@@ -41,9 +41,16 @@ def extract_query_gallery_features(
     reid_model: dict[str, Any], image_index: pd.DataFrame, evaluation: dict[str, Any],
     trainer: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Test features of the query and gallery splits, with the model's own test transform."""
+    """Test features of the query and gallery splits, with the model's own test transform, on
+    the `evaluation.embedding` engine (Ray is imported only when it is chosen)."""
     settings = EvaluationSettings.from_params(evaluation, "evaluation")
     hardware = TrainerSettings.from_params(trainer, "trainer")
+    if settings.embedding.engine == "ray":
+        from clip_reid.inference.ray_embedding import embed_splits_on_ray
+
+        return embed_splits_on_ray(reid_model, image_index, ("query", "gallery"),
+                                   settings.embedding, settings.batch_size, settings.flip,
+                                   settings.dtype)
     return embed_splits(reid_model, image_index, ("query", "gallery"),
                         resolve_device(hardware, settings.device), settings.batch_size,
                         settings.flip, settings.dtype, hardware.num_workers)

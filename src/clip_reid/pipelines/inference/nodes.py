@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference import FeatureExtractor, GalleryIndex
+from clip_reid.inference.embedders import gallery_embedder
 from clip_reid.inference.fingerprint import published
 from clip_reid.inference.gallery_store import (
     embed_into_milvus,
@@ -36,20 +38,23 @@ def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
 def embed_gallery(
     reid_model: dict[str, Any], previous_gallery_index: dict[str, Any] | None,
     gallery: dict[str, Any], image_index: pd.DataFrame, metric: str, batch_size: int,
-    gallery_store: MilvusGalleryHandle | None = None,
+    embedding: dict[str, Any] | None = None, gallery_store: MilvusGalleryHandle | None = None,
 ) -> dict[str, Any]:
-    """The gallery's features under ``reid_model``; images already embedded with the same model
-    (by the previous version, or in the Milvus collection) are reused, so an unchanged gallery
-    costs no forward pass. The gallery is ``inference.gallery`` if set, else the gallery split
-    of ``image_index``; ``inference.gallery.store`` says where it lives."""
+    """The gallery's features under ``reid_model``, embedded on the ``inference.embedding``
+    engine; images already embedded with the same model (by the previous version, or in the
+    Milvus collection) are reused, so an unchanged gallery costs no forward pass. The gallery is
+    ``inference.gallery`` if set, else the gallery split of ``image_index``;
+    ``inference.gallery.store`` says where it lives."""
     settings = GallerySettings.from_params(gallery, "inference.gallery")
     images = gallery_images(settings, image_index)
-    extractor = FeatureExtractor(reid_model, batch_size=batch_size)
+    embedder = gallery_embedder(
+        reid_model, batch_size,
+        EmbeddingEngineSettings.from_params(embedding, "inference.embedding"))
     if settings.store == "milvus":
         with gallery_store as store:
-            return embed_into_milvus(extractor, images, store.gallery, metric)
+            return embed_into_milvus(embedder, images, store.gallery, metric)
     index = GalleryIndex.build(
-        extractor, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
+        embedder, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
         metric=metric, previous=faiss_state(previous_gallery_index),
         timestamps=images["timestamp"].tolist(),
     )

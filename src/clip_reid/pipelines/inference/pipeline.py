@@ -27,7 +27,7 @@ def create_gallery_pipeline(**kwargs) -> Pipeline:
         Node(embed_gallery,
              ["reid_model", "previous_gallery_index", "params:inference.gallery",
               "image_index", "params:inference.metric", "params:inference.batch_size",
-              "gallery_store"],
+              "params:inference.embedding", "gallery_store"],
              "gallery_index", name="embed_gallery"),
     ])
 

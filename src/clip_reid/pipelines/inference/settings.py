@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference.listing import GallerySettings
 from clip_reid.inference.serving import ServingSettings
 from clip_reid.metrics.distance import METRICS
@@ -18,4 +19,5 @@ class InferenceSettings(Settings):
     top_k: int = setting(10, ge=1)
     metric: str = setting("cosine", choices=METRICS)
     batch_size: int = setting(64, ge=1)
+    embedding: EmbeddingEngineSettings = setting(default_factory=EmbeddingEngineSettings)
     serving: ServingSettings = setting(default_factory=ServingSettings)

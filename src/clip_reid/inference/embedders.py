@@ -1,0 +1,19 @@
+"""The gallery embedder of the chosen engine: a FeatureExtractor here, or Ray actors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clip_reid.engine_settings import EmbeddingEngineSettings
+from clip_reid.inference.extractor import FeatureExtractor
+from clip_reid.inference.gallery import Embedder
+
+
+def gallery_embedder(checkpoint: dict[str, Any], batch_size: int,
+                     engine: EmbeddingEngineSettings) -> Embedder:
+    """What ``GalleryIndex.build`` embeds with; Ray is imported only for ``engine: ray``."""
+    if engine.engine == "ray":
+        from clip_reid.inference.ray_embedding import RayEmbedder
+
+        return RayEmbedder(checkpoint, engine, batch_size)
+    return FeatureExtractor(checkpoint, batch_size=batch_size)

@@ -1,0 +1,194 @@
+"""Embedding on Ray Data (``embedding.engine: ray``): the same features as the local loop.
+
+The dataset holds image paths, never pixels; one ``map_batches`` stage decodes and applies the
+checkpoint's test transform on CPUs; the model runs in a pool of actors, each loading the
+checkpoint once from the object store; the driver puts the rows back in input order and checks
+that every row came back exactly once (an actor killed mid-run has its batch retried).
+Imported only when the Ray engine is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import ray
+import torch
+from PIL import Image
+
+from clip_reid.data.image_dataset import ImageReadError, read_rgb
+from clip_reid.data.splits import select_split
+from clip_reid.data.transforms import build_test_transform
+from clip_reid.engine_settings import EmbeddingEngineSettings
+from clip_reid.inference.fingerprint import checkpoint_fingerprint
+from clip_reid.inference.images import InvalidImageError, decode_image
+from clip_reid.modeling.features import DTYPES, test_forward
+from clip_reid.modeling.reid_model import ReidConfig, load_reid_model
+from clip_reid.ray_session import connect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How one engine path opens an image, and the error it raises, so the Ray engine reports
+    an unreadable image with the local path's exception and message."""
+
+    read: Callable[[str, int], Image.Image]
+    error: type[Exception]
+
+
+def _inference_read(path: str, row: int) -> Image.Image:
+    return decode_image(path, f"item {row}")  # FeatureExtractor's label for list position row
+
+
+def _evaluation_read(path: str, row: int) -> Image.Image:
+    return read_rgb(path)
+
+
+INFERENCE_READER = Reader(_inference_read, InvalidImageError)
+EVALUATION_READER = Reader(_evaluation_read, ImageReadError)
+
+
+def _decode(batch: dict[str, np.ndarray], reader: Reader, size: Sequence[int],
+            mean: Sequence[float], std: Sequence[float]) -> dict[str, np.ndarray]:
+    """CPU stage: paths → normalised float32 images; a failure is kept as the row's message."""
+    transform = build_test_transform(size, mean, std)
+    images, errors = [], []
+    for path, row in zip(batch["path"], batch["row"], strict=True):
+        try:
+            images.append(transform(reader.read(str(path), int(row))).numpy())
+            errors.append("")
+        except reader.error as error:
+            images.append(np.zeros((3, *size), dtype=np.float32))
+            errors.append(str(error))
+    return {"row": batch["row"], "camid": batch["camid"], "image": np.stack(images),
+            "error": np.array(errors, dtype=object)}
+
+
+class _EmbedActor:
+    """One model replica: built once from the checkpoint in the object store."""
+
+    def __init__(self, checkpoint_ref: list[Any], flip: bool, dtype: str, use_gpu: bool) -> None:
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        self.model = load_reid_model(ray.get(checkpoint_ref[0])).to(self.device).eval()
+        self.use_cameras = self.model.config.num_cameras > 0
+        self.flip, self.dtype = flip, dtype
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        images = torch.from_numpy(batch["image"]).to(self.device)
+        cameras = torch.from_numpy(batch["camid"]).to(self.device) if self.use_cameras else None
+        features = test_forward(self.model, images, cameras, self.flip, self.dtype)
+        return {"row": batch["row"], "feature": features.numpy(), "error": batch["error"]}
+
+
+def embedding_dataset(checkpoint_ref: Any, checkpoint: dict[str, Any], paths: Sequence[str],
+                      camids: Sequence[int], settings: EmbeddingEngineSettings, batch_size: int,
+                      reader: Reader, flip: bool = False, dtype: str = "fp32") -> ray.data.Dataset:
+    """The lazy pipeline paths → decoded crops → features (rows tagged with their position)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
+    config = ReidConfig.from_dict(checkpoint["config"])
+    norm = checkpoint["normalization"]
+    frame = pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
+                          "path": [str(path) for path in paths],
+                          "camid": np.asarray(camids, dtype=np.int64)})
+    # One block per model batch, split here (Ray's own split fails on pandas 3 frames).
+    blocks = [frame.iloc[start:start + batch_size] for start in range(0, len(frame), batch_size)]
+    return (
+        ray.data.from_pandas(blocks)
+        # max_calls=0 is Ray's default (task workers are reused), stated because Ray fuses map
+        # stages whose remote arguments are equal: that would decode inside the model actors,
+        # and decoding is meant to be a CPU stage of its own.
+        .map_batches(_decode, batch_format="numpy", num_cpus=settings.decode_cpus,
+                     max_calls=0,
+                     fn_kwargs={"reader": reader, "size": tuple(config.image_size),
+                                "mean": norm["mean"], "std": norm["std"]})
+        .map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size,
+                     fn_constructor_args=([checkpoint_ref], flip, dtype,
+                                          settings.gpus_per_actor > 0),
+                     compute=ray.data.ActorPoolStrategy(
+                         min_size=min(settings.actors, len(blocks)), max_size=settings.actors),
+                     num_cpus=settings.cpus_per_actor, num_gpus=settings.gpus_per_actor)
+    )
+
+
+def collect_in_order(dataset: ray.data.Dataset, count: int, reader: Reader) -> torch.Tensor:
+    """Run ``dataset`` and return its features in input order; every row must come back once,
+    and the first unreadable image (in input order) raises the local path's error."""
+    rows, features, errors = [], [], []
+    for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+        rows.append(batch["row"])
+        features.append(batch["feature"])
+        errors.append(batch["error"])
+    row = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    order = np.argsort(row, kind="stable")
+    if not np.array_equal(row[order], np.arange(count)):
+        raise RuntimeError(f"Ray returned {len(row)} rows for {count} images ("
+                           f"{len(np.unique(row))} distinct): rows were lost or duplicated.")
+    error = np.concatenate(errors)[order]
+    failed = np.flatnonzero(error != "")
+    if len(failed):
+        logger.error("%d of %d images could not be read.", len(failed), count)
+        raise reader.error(error[failed[0]])
+    return torch.from_numpy(np.concatenate(features)[order])
+
+
+def embed_on_ray(checkpoint: dict[str, Any], paths: Sequence[str], camids: Sequence[int],
+                 settings: EmbeddingEngineSettings, batch_size: int,
+                 reader: Reader = INFERENCE_READER, flip: bool = False,
+                 dtype: str = "fp32") -> torch.Tensor:
+    """(len(paths), feature_dim) float32 features of ``paths``, in input order."""
+    if not len(paths):
+        raise ValueError("No images to embed: pass a non-empty list of image paths.")
+    connect(settings.address)
+    checkpoint_ref = ray.put(checkpoint)
+    dataset = embedding_dataset(checkpoint_ref, checkpoint, paths, camids, settings, batch_size,
+                                reader, flip, dtype)
+    return collect_in_order(dataset, len(paths), reader)
+
+
+class RayEmbedder:
+    """The ``Embedder`` of ``GalleryIndex.build`` on Ray: same fingerprint and features as a
+    FeatureExtractor of the same checkpoint (to float tolerance)."""
+
+    def __init__(self, checkpoint: dict[str, Any], settings: EmbeddingEngineSettings,
+                 batch_size: int) -> None:
+        self._checkpoint = checkpoint
+        self._settings = settings
+        self._batch_size = batch_size
+        self._config = ReidConfig.from_dict(checkpoint["config"])
+        self.fingerprint = checkpoint_fingerprint(checkpoint)
+        state = checkpoint["state_dict"]
+        self.projection_dim = int(state["bottleneck_proj.weight"].numel())
+        self.feature_dim = int(state["bottleneck.weight"].numel()) + self.projection_dim
+
+    def __call__(self, images: list[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
+        cameras = list(camids) if camids is not None else [0] * len(images)
+        cameras_used = self._config.num_cameras
+        if cameras_used and not all(0 <= int(cam) < cameras_used for cam in cameras):
+            raise ValueError(f"camids must be in [0, {cameras_used}) (the cameras the model was "
+                             "trained with) for every gallery image.")
+        return embed_on_ray(self._checkpoint, [str(image) for image in images], cameras,
+                            self._settings, self._batch_size)
+
+
+def embed_splits_on_ray(checkpoint: dict[str, Any], image_index: pd.DataFrame,
+                        splits: tuple[str, ...], settings: EmbeddingEngineSettings,
+                        batch_size: int, flip: bool = False, dtype: str = "fp32",
+                        ) -> tuple[dict[str, Any], ...]:
+    """``embed_splits`` on Ray: features, pids, camids and paths of each split."""
+    outputs = []
+    for split in splits:
+        frame = select_split(image_index, split)
+        features = embed_on_ray(checkpoint, frame["path"].astype(str).tolist(),
+                                frame["camid"].astype(int).tolist(), settings, batch_size,
+                                EVALUATION_READER, flip, dtype)
+        outputs.append({"features": features, "pids": torch.tensor(frame["pid"].to_numpy()),
+                        "camids": torch.tensor(frame["camid"].to_numpy()),
+                        "paths": frame["path"].tolist()})
+    return tuple(outputs)

@@ -1,0 +1,146 @@
+"""Embedding throughput, local loop against Ray Data, on generated crops at the recipe size.
+
+Four configurations embed the same JPEG crops (random pixels, 128x256 px, resized to the
+recipe's 256x128 input) with a random tiny-rn ReID model:
+
+- local: ``FeatureExtractor`` in this process (one torch thread);
+- ray 1 actor / ray 2 actors: a one-node loopback Ray cluster with 2 CPUs;
+- 2 nodes x 1 actor: two one-CPU nodes on loopback, one model actor on each.
+
+Images/s counts from the first batch back (the actors' start-up, mostly importing torch and
+building the model, is printed apart). Ray's per-operator stats (wall and CPU time of the
+decoding tasks and of the model actors) follow each Ray figure. On 2 free cores, two actors
+should give >= 1.6x one actor (MIN_ACTOR_SPEEDUP); a machine shared with other jobs gives
+less, so the check only prints.
+
+Usage: python tests/benchmarks/bench_ray_embedding.py [--images 2000] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ray_cluster.py
+
+from ray_cluster import loopback_cluster  # noqa: E402
+
+from clip_reid.data.transforms import normalization_for  # noqa: E402
+from clip_reid.engine_settings import EmbeddingEngineSettings  # noqa: E402
+from clip_reid.inference import FeatureExtractor  # noqa: E402
+from clip_reid.modeling import (  # noqa: E402
+    ClipReidModel,
+    ClipSpec,
+    ReidConfig,
+    load_clip,
+    reid_checkpoint,
+)
+
+IMAGE_SIZE = (256, 128)
+CROP_SIZE = (128, 256)  # width, height of the JPEG files
+MIN_ACTOR_SPEEDUP = 1.6
+OBJECT_STORE_BYTES = 150 * 2**20  # per node; decoded batches stream through it
+
+
+def write_crops(folder: Path, count: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"{i:06d}.jpg"
+        pixels = rng.integers(0, 256, size=(CROP_SIZE[1], CROP_SIZE[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def tiny_checkpoint() -> dict:
+    config = ReidConfig(clip=ClipSpec("tiny-rn"), num_classes=10, image_size=IMAGE_SIZE)
+    model = ClipReidModel(config, load_clip(config.clip)).eval()
+    mean, std = normalization_for("tiny-rn")
+    return reid_checkpoint(model, normalization={"mean": mean, "std": std})
+
+
+def run_local(checkpoint: dict, paths: list[str], batch_size: int) -> float:
+    torch.set_num_threads(1)
+    extractor = FeatureExtractor(checkpoint, batch_size=batch_size)
+    start = time.perf_counter()
+    extractor(paths)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def run_ray(checkpoint: dict, paths: list[str], batch_size: int,
+            settings: EmbeddingEngineSettings) -> tuple[float, float, str]:
+    """(images/s after the first batch, seconds to the first batch, Ray's stats)."""
+    import ray
+
+    from clip_reid.inference.ray_embedding import INFERENCE_READER, embedding_dataset
+
+    dataset = embedding_dataset(ray.put(checkpoint), checkpoint, paths, [0] * len(paths),
+                                settings, batch_size, INFERENCE_READER)
+    start = time.perf_counter()
+    first, rows = None, 0
+    for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+        if first is None:
+            first, first_rows = time.perf_counter(), len(batch["row"])
+        rows += len(batch["row"])
+    end = time.perf_counter()
+    if rows != len(paths):
+        raise RuntimeError(f"{rows} rows came back for {len(paths)} images")
+    return (rows - first_rows) / (end - first), first - start, dataset.stats()
+
+
+def stage_lines(stats: str) -> str:
+    """The per-operator header and time lines of Ray Data's stats."""
+    keep = ("Operator", "Remote wall time", "Remote cpu time", "Operator throughput")
+    return "\n".join("    " + line.strip() for line in stats.splitlines()
+                     if line.strip().startswith(keep) or "* Remote" in line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process, Ray workers too
+    checkpoint = tiny_checkpoint()
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_crops(Path(folder), args.images)
+        print(f"{args.images} crops of {CROP_SIZE[0]}x{CROP_SIZE[1]} px -> {IMAGE_SIZE}, "
+              f"tiny-rn, batch {args.batch_size}; load average {os.getloadavg()[0]:.1f}")
+        figures = {"local": run_local(checkpoint, paths, args.batch_size)}
+        print(f"local (1 torch thread): {figures['local']:.1f} images/s")
+        runs = [("ray 1 actor", 1, 2, EmbeddingEngineSettings(engine="ray", actors=1)),
+                ("ray 2 actors", 1, 2, EmbeddingEngineSettings(
+                    engine="ray", actors=2, cpus_per_actor=0.5, decode_cpus=0.5)),
+                # 0.6 CPU per actor: two cannot share a one-CPU node, so one runs on each.
+                ("2 nodes x 1 actor", 2, 1, EmbeddingEngineSettings(
+                    engine="ray", actors=2, cpus_per_actor=0.6, decode_cpus=0.4))]
+        for name, nodes, cpus, settings in runs:
+            import ray
+
+            with loopback_cluster(nodes, cpus, OBJECT_STORE_BYTES) as address:
+                ray.init(address=address, log_to_driver=False)
+                try:
+                    rate, startup, stats = run_ray(checkpoint, paths, args.batch_size, settings)
+                finally:
+                    ray.shutdown()
+            figures[name] = rate
+            print(f"{name}: {rate:.1f} images/s after {startup:.1f} s to the first batch; "
+                  f"load average {os.getloadavg()[0]:.1f}\n{stage_lines(stats)}")
+    speedup = figures["ray 2 actors"] / figures["ray 1 actor"]
+    verdict = "meets" if speedup >= MIN_ACTOR_SPEEDUP else "below"
+    print(f"2 actors / 1 actor: {speedup:.2f}x ({verdict} the {MIN_ACTOR_SPEEDUP}x target of "
+          "2 free cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,6 +49,19 @@ class ParameterValidationHook:
         validate_parameters(catalog.load("parameters"), locate)
 
 
+class ThreadsHook:
+    """Chooses the run's CPU thread count once, before the first node (``clip_reid.threads``:
+    ``trainer.num_threads``, else the cores free now), and logs the choice."""
+
+    @hook_impl
+    def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        from clip_reid.modeling.trainer import TrainerSettings
+        from clip_reid.threads import apply_threads, choose_threads
+
+        trainer = catalog.load("parameters").get("trainer")  # None: the defaults
+        apply_threads(choose_threads(TrainerSettings.from_params(trainer, "trainer").num_threads))
+
+
 class _CatalogHook:
     """A hook that acts on saved datasets and so needs the run's catalog to find them."""
 

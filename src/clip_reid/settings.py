@@ -20,6 +20,7 @@ from clip_reid.hooks import (  # noqa: E402
     MlflowArtifactHook,
     ParameterValidationHook,
     RunOwnOutputsHook,
+    ThreadsHook,
 )
 from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
 
@@ -27,4 +28,5 @@ from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
 # HOOKS so that, like the plugin's own instance, it is called first (pluggy calls LIFO). The
 # parameter check is `tryfirst`: a bad parameter stops the run before an MLflow run opens.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
-HOOKS = (ParameterValidationHook(), RunOwnOutputsHook(), MlflowArtifactHook(), TrackedRunHook())
+HOOKS = (ParameterValidationHook(), ThreadsHook(), RunOwnOutputsHook(), MlflowArtifactHook(),
+         TrackedRunHook())

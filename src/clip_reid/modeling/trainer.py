@@ -52,6 +52,7 @@ class TrainerSettings(Settings):
     precision: str = setting("32-true", choices=PRECISIONS)
     deterministic: bool = True
     num_workers: int = setting(0, ge=0)  # DataLoader workers of training and feature extraction
+    num_threads: int | None = setting(None, ge=1)  # CPU threads; None: the free cores (threads.py)
     log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
     extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments

@@ -13,7 +13,10 @@ the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additio
 - a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
   RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
   ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
-  process is gone as KILLED, with one log line each.
+  process is gone as KILLED, with one log line each;
+- a run stopped by Ctrl-C (a stage's ``TrainingInterrupted``) ends KILLED, not FAILED (and the
+  CLI marks a run KILLED when Ctrl-C lands outside a training stage); the ``runner`` tag
+  holds the runner's class name, not its object repr.
 
 Subclassing (rather than a second hook) is what makes the redaction reliable: kedro-mlflow logs
 parameters from the node inputs themselves, which another hook cannot change without changing
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,8 +71,8 @@ class TrackedRunHook(MlflowHook):
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
-        super().before_pipeline_run(run_params=redact(run_params), pipeline=pipeline,
-                                    catalog=catalog)
+        shown = redact(run_params) | {"runner": runner_name(run_params.get("runner"))}
+        super().before_pipeline_run(run_params=shown, pipeline=pipeline, catalog=catalog)
         if not self._is_mlflow_enabled:
             return
         mlflow.set_tags(run_tags(run_params, self._params, self._env) | process_tags())
@@ -76,8 +80,40 @@ class TrackedRunHook(MlflowHook):
         experiment_id = mlflow.get_run(self.run_id).info.experiment_id
         mark_killed_runs(client, experiment_id, current_run_id=self.run_id)
 
+    @hook_impl
+    def on_pipeline_error(
+        self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline,
+        catalog: CatalogProtocol,
+    ) -> None:
+        if not (self._is_mlflow_enabled and _interrupted(error)) or self._already_active_mlflow:
+            super().on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline,
+                                      catalog=catalog)
+            return
+        while mlflow.active_run():
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        logger.info("MLflow run %s marked KILLED: it was interrupted.", self.run_id)
+
     def _log_param(self, name: str, value: Any) -> None:
         super()._log_param(name, redact(value))
+
+
+def runner_name(runner: Any) -> str:
+    """``SequentialRunner`` from Kedro's record of the runner (its class, or ``str()`` of the
+    instance: ``<kedro.runner.sequential_runner.SequentialRunner object at 0x...>``)."""
+    text = getattr(runner, "__name__", None) or str(runner)
+    match = re.search(r"(\w+) object at 0x", text)
+    return match[1] if match else text
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the user stopping the run (Ctrl-C)."""
+    from clip_reid.modeling.trainer import TrainingInterrupted
+
+    while error is not None:
+        if isinstance(error, TrainingInterrupted | KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def run_tags(

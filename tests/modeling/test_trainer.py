@@ -3,12 +3,15 @@ protection, resume equality and damaged checkpoints are in tests/reliability.)""
 
 import json
 import logging
+import signal
 
+import mlflow
 import pytest
 import torch
-from toy_training import StopAt, fit_toy
+from toy_training import CtrlCAt, StopAt, fit_toy
 
 from clip_reid.modeling.trainer import (
+    RESUMED_FROM_TAG,
     RESUME_FILE,
     TrainerSettings,
     TrainingInterrupted,
@@ -21,6 +24,30 @@ from clip_reid.settings_base import SettingsError
 def test_a_stage_stopped_early_refuses_to_look_finished(tmp_path):
     with pytest.raises(TrainingInterrupted, match="epoch 1 of 4"):
         fit_toy(tmp_path / "w", [StopAt()])
+
+
+def test_ctrl_c_says_how_to_resume_and_leaves_ctrl_c_working(tmp_path):
+    """Lightning answers Ctrl-C with sys.exit after ignoring SIGINT; the stage must instead
+    raise its own error (Kedro's error hooks run, the CLI prints it) and restore Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted \(Ctrl-C\) at epoch 2 of 4\. "
+                       r"Run the same command again to resume from .*last\.ckpt"):
+        fit_toy(tmp_path / "w", [CtrlCAt(2)])
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert (tmp_path / "w" / RESUME_FILE).is_file()
+
+
+def test_a_resumed_stage_names_the_run_it_continues(tmp_path, mlflow_tracking, caplog):
+    experiment = mlflow.create_experiment("resume", artifact_location=(tmp_path / "a").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as first:
+        with pytest.raises(TrainingInterrupted):
+            fit_toy(tmp_path / "w", [CtrlCAt(2)])
+    with mlflow.start_run(experiment_id=experiment) as second:
+        with caplog.at_level(logging.INFO, logger="clip_reid.modeling.trainer"):
+            fit_toy(tmp_path / "w")
+    tags = mlflow.get_run(second.info.run_id).data.tags
+    assert tags[RESUMED_FROM_TAG] == first.info.run_id
+    assert f"left by MLflow run {first.info.run_id}" in caplog.text
 
 
 def test_resume_state_from_other_settings_is_discarded(tmp_path):

@@ -14,8 +14,10 @@ import hashlib
 import json
 import logging
 import random
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +38,10 @@ logger = logging.getLogger(__name__)
 RESUME_FILE = "last.ckpt"
 FINGERPRINT_FILE = "settings.json"
 PROGRESS_FILE = "progress.json"
+RUN_FILE = "mlflow_run.json"  # the MLflow run that trained into the folder: a resume links to it
+RESUMED_FROM_TAG = "clip_reid.resumed_from"
 MARKER_FILE = ".clip_reid_work_dir"  # written into every work folder the project creates
-OWN_FILES = (RESUME_FILE, f"{RESUME_FILE}.partial", FINGERPRINT_FILE, PROGRESS_FILE)
+OWN_FILES = (RESUME_FILE, f"{RESUME_FILE}.partial", FINGERPRINT_FILE, PROGRESS_FILE, RUN_FILE)
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
@@ -130,7 +134,7 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
     if checkpoint.is_file() and fingerprint_file.is_file():
         if json.loads(fingerprint_file.read_text()).get("fingerprint") == fingerprint:
             if _readable(checkpoint):
-                logger.info("Resuming from %s", checkpoint)
+                logger.info("Resuming from %s%s", checkpoint, _link_to_interrupted_run(work_dir))
                 return checkpoint
         else:
             logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
@@ -138,6 +142,24 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
     fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint, "settings": run_settings},
                                            default=str, indent=2))
     return None
+
+
+def _link_to_interrupted_run(work_dir: Path) -> str:
+    """Tag the active MLflow run with the run whose checkpoint it resumes (its metrics of the
+    epochs before the interruption live there); `` (MLflow run <id>)`` for the log line."""
+    path = work_dir / RUN_FILE
+    previous = json.loads(path.read_text())["run_id"] if path.is_file() else None
+    if previous is None or mlflow.active_run() is None:
+        return ""
+    mlflow.set_tag(RESUMED_FROM_TAG, previous)
+    return f", left by MLflow run {previous} (tag {RESUMED_FROM_TAG})"
+
+
+def _record_run(work_dir: Path) -> None:
+    """Which MLflow run trains into ``work_dir`` now, for a later resume to name."""
+    run = mlflow.active_run()
+    if run is not None:
+        (work_dir / RUN_FILE).write_text(json.dumps({"run_id": run.info.run_id}))
 
 
 def finish_work_dir(work_dir: Path) -> None:
@@ -253,13 +275,32 @@ class TrainingInterrupted(RuntimeError):
 
 
 def raise_if_interrupted(trainer: L.Trainer, work_dir: Path) -> None:
-    """Lightning turns Ctrl-C into a graceful stop; a stage must not then save a final model."""
+    """A stage stopped early (Ctrl-C, a callback's ``should_stop``) must not save a final
+    model."""
     done = epochs_completed(work_dir)
     if trainer.interrupted or done < (trainer.max_epochs or 0) or done == 0:
+        how = "was interrupted (Ctrl-C)" if trainer.interrupted else "stopped"
         raise TrainingInterrupted(
-            f"Training stopped at epoch {done} of {trainer.max_epochs}. Run the "
+            f"Training {how} at epoch {done} of {trainer.max_epochs}. Run the "
             f"same command again to resume from {work_dir / RESUME_FILE}."
         )
+
+
+@contextmanager
+def _ctrl_c_as_interruption(fit: L.Trainer) -> Iterator[None]:
+    """Lightning answers Ctrl-C with ``sys.exit(1)`` after ignoring further SIGINTs: the exit
+    would skip Kedro's error hooks (MLflow then marks the run FINISHED at exit) and the resume
+    advice. Let it end the fit instead (the caller's :func:`raise_if_interrupted` then raises
+    :class:`TrainingInterrupted`) and restore the Ctrl-C handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if not fit.interrupted:
+            raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) != handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 class StageLogger(MLFlowLogger):
@@ -333,12 +374,12 @@ def fit_resumable(
     ``callbacks`` are added to the Trainer (e.g. a test's crash injector).
     """
     resume = resume_checkpoint(work_dir, fingerprint)
+    _record_run(work_dir)
     fit = build_trainer(trainer, max_epochs, work_dir, stage,
                         [RandomState(generators), *callbacks])
-    if isinstance(data, L.LightningDataModule):
-        fit.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
-    else:
-        fit.fit(module, train_dataloaders=data, ckpt_path=resume, weights_only=True)
+    data_kind = "datamodule" if isinstance(data, L.LightningDataModule) else "train_dataloaders"
+    with _ctrl_c_as_interruption(fit):
+        fit.fit(module, ckpt_path=resume, weights_only=True, **{data_kind: data})
     raise_if_interrupted(fit, work_dir)
     epochs = epochs_completed(work_dir)
     finish_work_dir(work_dir)

@@ -11,7 +11,6 @@ from clip_reid.hooks import ThreadsHook
 from clip_reid.threads import (
     THREAD_ENV_VARS,
     ThreadChoice,
-    apply_threads,
     choose_threads,
     physical_cores,
     usable_cores,

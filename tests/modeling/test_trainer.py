@@ -11,8 +11,8 @@ import torch
 from toy_training import CtrlCAt, StopAt, fit_toy
 
 from clip_reid.modeling.trainer import (
-    RESUMED_FROM_TAG,
     RESUME_FILE,
+    RESUMED_FROM_TAG,
     TrainerSettings,
     TrainingInterrupted,
     resolve_device,

@@ -135,6 +135,15 @@ KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
         r"💡 Tip: For seamless cloud logging",
         "lightning 2.6 LoggerConnector.configure_logger advert; no setting turns it off",
     ),
+    # kedro-mlflow 2.0.3 logs, for every parameter of the served model, where it pickled it in
+    # a temporary folder, with the path printed as the literal text "f'{artifact_path}'" (a
+    # string without its f-prefix, KedroPipelineModel.extract_pipeline_artifacts): no content.
+    KnownLogRecord(
+        "kedro_mlflow.mlflow.kedro_pipeline_model",
+        r"The parameter '[^']*' is persisted \(as pickle\) at the following location: "
+        r"f'\{artifact_path\}'",
+        "kedro-mlflow 2.0.3 kedro_pipeline_model.py:165, an f-string missing its prefix",
+    ),
 )
 
 

@@ -1,3 +1,5 @@
+import logging
+
 import matplotlib
 import pandas as pd
 import pytest
@@ -17,7 +19,8 @@ def evaluation_params():
 
 
 def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params, tiny_backbone,
-                                                         evaluation_params, capsys):
+                                                         evaluation_params, capsys, caplog):
+    caplog.set_level(logging.INFO)
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
@@ -25,7 +28,8 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
         "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     printed = capsys.readouterr().out
     for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
-        assert f"Test Results - {name}: " in printed
+        assert printed.count(f"Test Results - {name}: ") == 1
+    assert "Validation Results" not in printed + caplog.text  # the results once, not twice
     metrics = out["evaluation_metrics"]
     assert 0.0 <= metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"] <= 1.0
     assert metrics["num_valid_queries"] == int((tiny_index.split == "query").sum())

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -336,7 +337,8 @@ def build_trainer(
         precision=settings.precision,
         deterministic=settings.deterministic,
         log_every_n_steps=settings.log_every_n_steps,
-        enable_progress_bar=settings.enable_progress_bar,
+        # a bar on a terminal only: in a log file its frames are noise (EpochLog says the same)
+        enable_progress_bar=settings.enable_progress_bar and sys.stderr.isatty(),
         enable_model_summary=False,
         enable_checkpointing=False,  # ResumePoint writes the one checkpoint a stage needs
         use_distributed_sampler=False,  # our samplers split whole P×K batches across ranks

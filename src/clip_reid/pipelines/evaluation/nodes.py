@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
@@ -10,12 +9,11 @@ from matplotlib.figure import Figure
 
 from clip_reid.data.evaluated_dataset import describe_dataset, evaluated_query_gallery
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
-from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, printable, rank_query_gallery
+from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, rank_query_gallery
+from clip_reid.metrics.report import format_test_results
 from clip_reid.modeling.embedding import embed_splits, untrained_checkpoint
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.trainer import TrainerSettings, resolve_device
-
-logger = logging.getLogger(__name__)
 
 
 def untrained_model(image_index: pd.DataFrame, clip_backbone: dict[str, Any],
@@ -57,9 +55,8 @@ def evaluate_features(
     names the dataset evaluated."""
     outcome = rank_query_gallery(query_features, gallery_features,
                                  EvaluationSettings.from_params(evaluation, "evaluation"))
-    lines, table = printable(outcome.result)
+    lines = format_test_results(outcome.result)  # once: the seed project's lines
     print(f"Evaluated on {describe_dataset(evaluated_dataset)}\n{lines}", flush=True)
-    logger.info("\n%s", table)
     mlflow_metrics = {name: {"value": float(outcome.report[name]), "step": 0}
                       for name in REPORTED}
     return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions,

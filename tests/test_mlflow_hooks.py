@@ -42,8 +42,10 @@ def test_run_tags_name_pipeline_env_dataset_backbone():
         "dataset_root": "data/01_raw/Market", "evaluated_dataset": "market1501",
         "backbone": "RN50", "backbone_weights": "openai"}
     cross = params | {"evaluation": {"dataset": {"name": "cuhk03_np", "root": "/data/cuhk03"}}}
+    assert run_tags({"pipeline_names": ["cross_dataset_evaluation"]}, cross, None)[
+        "evaluated_dataset"] == "cuhk03_np"
     assert run_tags({"pipeline_names": ["evaluation"]}, cross, None)["evaluated_dataset"] == \
-        "cuhk03_np"
+        "market1501"  # the plain evaluation scores the training dataset
     assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
 
 

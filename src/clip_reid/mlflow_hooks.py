@@ -8,8 +8,8 @@ the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additio
   are logged, also as tags for long values) and the run tags made from Kedro's run parameters
   (``runtime_params``, the ``--params`` of the command);
 - each run is tagged with what a reader filters by: ``pipeline``, ``env``, ``dataset``,
-  ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` when set), ``backbone``
-  (the CLIP architecture) and ``backbone_weights``;
+  ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` in
+  ``cross_dataset_evaluation``), ``backbone`` (the CLIP architecture) and ``backbone_weights``;
 - a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
   RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
   ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
@@ -124,6 +124,8 @@ def run_tags(
     dataset = params.get("dataset") or {}
     clip = (params.get("model") or {}).get("clip") or {}
     evaluated = ((params.get("evaluation") or {}).get("dataset") or {}).get("name")
+    if "cross_dataset_evaluation" not in pipelines:
+        evaluated = None  # only that pipeline scores evaluation.dataset
     tags = {
         "pipeline": "+".join(pipelines),
         "env": env,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from builders import REPO_ROOT
 from kedro_project import TINY_DEMO
+from mlflow.tracking import MlflowClient
 
 
 def _copy_project(root: Path) -> Path:
@@ -68,6 +69,12 @@ def test_kedro_run_full_tracks_the_run_in_mlflow(project):
     assert list((project / "data" / "06_models" / "reid_model.pt").glob("*/reid_model.pt"))
     assert "Test Results - Rank-1: " in log
     assert 0 <= metrics["evaluation/rank1"] <= 1 and "evaluation/mAP" in metrics
+    assert not [name for name in metrics if name.endswith(("/epoch", "_step"))]
+    with sqlite3.connect(project / "tracking.db") as db:
+        tags = dict(db.execute("SELECT key, value FROM tags").fetchall())
+    assert tags["runner"] == "SequentialRunner"
+    client = MlflowClient(f"sqlite:///{project / 'tracking.db'}")
+    assert client.get_model_version_by_alias("clip_reid", "current").run_id == runs[0][0]
 
 
 def test_only_missing_outputs_skips_trained_stages(project):

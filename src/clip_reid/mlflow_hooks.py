@@ -39,6 +39,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
@@ -81,6 +82,15 @@ class TrackedRunHook(MlflowHook):
         mark_killed_runs(client, experiment_id, current_run_id=self.run_id)
 
     @hook_impl
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        run_id = self.run_id
+        super().after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        if self._is_mlflow_enabled and isinstance(pipeline, PipelineML):
+            point_alias_at_run(MlflowClient(tracking_uri=mlflow.get_tracking_uri()), run_id)
+
+    @hook_impl
     def on_pipeline_error(
         self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline,
         catalog: CatalogProtocol,
@@ -95,6 +105,22 @@ class TrackedRunHook(MlflowHook):
 
     def _log_param(self, name: str, value: Any) -> None:
         super()._log_param(name, redact(value))
+
+
+def point_alias_at_run(client: MlflowClient, run_id: str | None) -> str | None:
+    """Point ``models:/clip_reid@current`` at the model version ``run_id`` registered, so serving
+    the newest model needs no search; returns that URI (None if the run registered none)."""
+    from clip_reid.pipelines.inference.served_model import CURRENT_ALIAS, REGISTERED_MODEL
+
+    versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{run_id}'")
+    if not versions:
+        return None
+    version = max(versions, key=lambda v: int(v.version)).version
+    client.set_registered_model_alias(REGISTERED_MODEL, CURRENT_ALIAS, version)
+    uri = f"models:/{REGISTERED_MODEL}@{CURRENT_ALIAS}"
+    logger.info("Model registered as %s (version %s); serve it with `mlflow models serve -m "
+                "%s --env-manager local`.", uri, version, uri)
+    return uri
 
 
 def runner_name(runner: Any) -> str:

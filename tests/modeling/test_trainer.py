@@ -13,6 +13,7 @@ from toy_training import CtrlCAt, StopAt, fit_toy
 from clip_reid.modeling.trainer import (
     RESUME_FILE,
     RESUMED_FROM_TAG,
+    StageLogger,
     TrainerSettings,
     TrainingInterrupted,
     resolve_device,
@@ -80,3 +81,13 @@ def test_device_follows_the_trainer_or_an_explicit_choice():
     assert resolve_device(TrainerSettings(accelerator="gpu"), "cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device(TrainerSettings()).type == expected
+
+
+def test_mlflow_gets_per_epoch_metrics_only(tmp_path, mlflow_tracking):
+    experiment = mlflow.create_experiment("stage", artifact_location=(tmp_path / "a").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        stage = StageLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id,
+                            prefix="toy", log_model=False)
+        stage.log_metrics({"epoch": 0.0, "loss_step": 2.0, "loss_epoch": 1.5, "lr": 0.1}, step=3)
+        stage.log_metrics({"epoch": 1.0, "loss_step": 1.0}, step=4)  # nothing left to log
+    assert sorted(mlflow.get_run(run.info.run_id).data.metrics) == ["toy/loss_epoch", "toy/lr"]

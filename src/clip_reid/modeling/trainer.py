@@ -305,9 +305,18 @@ def _ctrl_c_as_interruption(fit: L.Trainer) -> Iterator[None]:
 
 
 class StageLogger(MLFlowLogger):
-    """MLflow metric names ``<stage>/<metric>``, so the MLflow UI groups them by stage."""
+    """MLflow metric names ``<stage>/<metric>``, so the MLflow UI groups them by stage; per epoch
+    only: Lightning's ``epoch`` counter (a metric on every call) and the ``*_step`` copies of
+    metrics also logged per epoch would bury the losses under a hundred near-identical series
+    points."""
 
     LOGGER_JOIN_CHAR = "/"
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        kept = {name: value for name, value in metrics.items()
+                if name != "epoch" and not name.endswith("_step")}
+        if kept:
+            super().log_metrics(kept, step)
 
 
 def mlflow_logger(stage: str) -> Logger | None:

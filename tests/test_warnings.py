@@ -39,6 +39,8 @@ EXAMPLES = {
     "deprecated, use ConfigDict instead. Deprecated in Pydantic V2.0 to be removed in V3.0.",
     r"The ``noload`` loader strategy is deprecated": "The ``noload`` loader strategy is "
     "deprecated and will be removed in a future release. (deprecated since: 2.1)",
+    r"ORJSONResponse is deprecated": "ORJSONResponse is deprecated, FastAPI now serializes data "
+    "directly to JSON bytes via Pydantic when a return type or response model is set",
 }
 
 def unlisted(records: list[str]) -> list[str]:

@@ -13,6 +13,13 @@ from __future__ import annotations
 import logging
 import sys
 
+from clip_reid import warning_filters
+
+# Kedro applies conf/logging.yml (and so imports this module) before anything else of the
+# project, also in `kedro viz`'s server process, which imports kedro-viz's API (and warns)
+# before it reads settings.py: the one place early enough to silence the known warnings.
+warning_filters.install()
+
 SILENT = logging.CRITICAL + 10  # above every level: a handler at this level emits nothing
 ON_TERMINAL = sys.stdout.isatty()  # both handlers write to stdout, where Kedro's Rich one does
 RICH_LEVEL = logging.NOTSET if ON_TERMINAL else SILENT

@@ -5,10 +5,10 @@ import io
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import uvicorn
+from browser import chromium_executable
 from builders import write_crop
 from inference.conftest import tiny_checkpoint
 from playwright.sync_api import sync_playwright
@@ -17,7 +17,6 @@ from clip_reid.app.search import SearchService
 from clip_reid.app.server import create_app
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -69,11 +68,12 @@ def service(tmp_path_factory) -> SearchService:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y "
-                    "chromium; .ci/run does it).")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            executable = chromium_executable(playwright.chromium.executable_path)
+        except FileNotFoundError as missing:
+            pytest.fail(str(missing))
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -2,6 +2,7 @@
 identity that GalleryIndex.search / search_text return for the same input."""
 
 import io
+import re
 import socket
 import threading
 import time
@@ -86,7 +87,7 @@ def _shown(page) -> tuple[str, str]:
 
 
 def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path):
-    query = tmp_path / "query.jpg"
+    query = tmp_path / "0002_c1s1_000099_00.jpg"  # a Market name: the page knows identity 2
     write_crop(query, seed=3)  # the same crop as gallery image 3, identity 2
     expected_image = service.gallery.search(service.extractor([query.read_bytes()]), k=4)
     expected_text = service.gallery.search_text(service.extractor.encode_text([DESCRIPTION]), 4)
@@ -98,7 +99,13 @@ def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path
         predicted, first_card = _shown(page)
         assert predicted == first_card == str(expected_image["predicted_pid"].iloc[0])
         assert page.locator("#results .card").count() == 4
-        assert "cam" in page.locator("#results .card").first.inner_text()
+        cards = page.locator("#results .card")
+        assert re.search(r"cam c[12] ·", cards.first.inner_text())  # as named: c1, c2
+        own = [cards.nth(i).get_attribute("class") for i in range(4)
+               if cards.nth(i).get_attribute("data-pid") == "2"]
+        assert own and all("same-id" in names for names in own)
+        assert page.locator(".card.same-id").count() == len(own)
+        assert page.locator("#preview").is_visible()
 
         page.evaluate("document.body.dataset.state = ''")
         page.fill("#text", DESCRIPTION)
@@ -106,6 +113,9 @@ def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path
         predicted, first_card = _shown(page)
         assert predicted == first_card == str(expected_text["predicted_pid"].iloc[0])
         assert "text query" in page.locator("#predicted-box").inner_text()
+        assert page.locator("#preview").is_hidden()  # the last image is not this query
+        assert page.locator(".card.same-id").count() == 0  # a description has no known identity
+        assert "(text)" in page.locator("#status").inner_text()
 
 
 def test_the_page_says_when_no_model_is_trained_yet(browser):

@@ -9,6 +9,12 @@ from typing import Any
 from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
 
 
+def camera_name(camid: int) -> str:
+    """A camera as the datasets' file names call it (Market, Duke, CUHK03: ``c1`` for the index's
+    0-based camid 0), not the 0-based index."""
+    return f"c{camid + 1}"
+
+
 @dataclass
 class SearchService:
     """The extractor and gallery of one model. Text distances (1 - cosine of the projection) are
@@ -64,7 +70,9 @@ class SearchService:
         for rank, (pid, path, distance) in enumerate(zip(
                 top["topk_pids"], top["topk_paths"], top["topk_distances"], strict=True), 1):
             row = self._rows[path]
-            results.append({"rank": rank, "pid": int(pid), "camid": int(self._camids[row]),
+            camid = int(self._camids[row])
+            results.append({"rank": rank, "pid": int(pid), "camid": camid,
+                            "camera": camera_name(camid),
                             "distance": float(distance), "row": row,
                             "name": path.replace("\\", "/").rsplit("/", 1)[-1]})
         return {"predicted": top["predicted_pid"], "distance": float(top["distance"]),

@@ -73,6 +73,7 @@ def test_kedro_run_full_tracks_the_run_in_mlflow(project):
     with sqlite3.connect(project / "tracking.db") as db:
         tags = dict(db.execute("SELECT key, value FROM tags").fetchall())
     assert tags["runner"] == "SequentialRunner"
+    assert tags["mlflow.note.content"].startswith("- **prompt_learning** (last epoch): loss ")
     client = MlflowClient(f"sqlite:///{project / 'tracking.db'}")
     assert client.get_model_version_by_alias("clip_reid", "current").run_id == runs[0][0]
 

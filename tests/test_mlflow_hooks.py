@@ -150,3 +150,16 @@ def test_ctrl_c_in_stage_2_says_how_to_resume_and_marks_the_run_killed(tmp_path)
                      r"data/06_models/work/encoder_training/last\.ckpt", log), log[-3000:]
     [(_, status, _)] = _runs(project / "tracking.db")
     assert status == "KILLED"
+
+
+def test_the_run_description_opens_on_the_losses_and_results():
+    from clip_reid.mlflow_hooks import run_summary
+
+    metrics = {"prompt_learning/loss": 1.23456, "encoder_training/loss_epoch": 6.5,
+               "encoder_training/id_loss_epoch": 3.25, "encoder_training/lr": 0.001,
+               "evaluation/rank1": 0.4607, "evaluation/mAP": 0.3929, "data/train_ids": 8.0}
+    assert run_summary(metrics) == (
+        "- **prompt_learning** (last epoch): loss 1.2346\n"
+        "- **encoder_training** (last epoch): loss 6.5000, id_loss 3.2500\n"
+        "- **evaluation**: Rank-1 46.07%, mAP 39.29%")
+    assert run_summary({"data/train_ids": 8.0}) == ""

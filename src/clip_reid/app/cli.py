@@ -33,7 +33,7 @@ def latest_version(folder: Path) -> Path | None:
 
 def no_model_message(folder: Path) -> str:
     return (f"No trained model yet: {folder}/ holds no reid_model version. Train one with "
-            "`kedro run --pipeline full` (a few minutes on the demo data), or pass --model "
+            "`kedro run --pipelines full` (a few minutes on the demo data), or pass --model "
             "<checkpoint.pt>.")
 
 
@@ -44,14 +44,14 @@ def load_gallery(extractor: FeatureExtractor, versions: Path, dataset_root: Path
     if versions.is_dir():
         for path in sorted(versions.glob(f"*/{versions.name}"), reverse=True):
             state = load_checkpoint_file(
-                path, "delete it and re-run `kedro run --pipeline full`, which writes it")
+                path, "delete it and re-run `kedro run --pipelines full`, which writes it")
             if state.get("fingerprint") == extractor.fingerprint:
                 logger.info("Gallery: %s (%d images).", path, len(state["paths"]))
                 return GalleryIndex.from_state(state)
     if dataset_root is None:
         raise FileNotFoundError(
             f"No gallery embedded by this model under {versions}/ and no dataset to embed one "
-            "from: pass --gallery-root <Market-layout dataset> or run `kedro run --pipeline "
+            "from: pass --gallery-root <Market-layout dataset> or run `kedro run --pipelines "
             "inference`.")
     index, _ = build_image_index(dataset_root, verify_images=False)
     gallery = index[index["split"] == "gallery"]

@@ -122,6 +122,19 @@ def test_short_message_and_exit_code_1_without_traceback():
         "Error: DatasetLayoutError: no bounding_box_train/ in x (--verbose: traceback)\n")
 
 
+def test_ctrl_c_outside_training_ends_the_mlflow_run_killed(tmp_path, mlflow_tracking):
+    """Kedro's error hooks see no KeyboardInterrupt; without this the run would end FINISHED."""
+    import mlflow
+
+    experiment = mlflow.create_experiment("cli", artifact_location=(tmp_path / "a").as_uri())
+    run = mlflow.start_run(experiment_id=experiment)
+    result = CliRunner().invoke(_command(KeyboardInterrupt()), [])
+    assert result.exit_code == 130
+    assert result.output.startswith("Interrupted (Ctrl-C). Run the same command again")
+    assert mlflow.active_run() is None
+    assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+
+
 def test_verbose_and_unexpected_errors_keep_the_exception():
     own = DatasetLayoutError("no bounding_box_train/ in x")
     assert CliRunner().invoke(_command(own), ["--verbose"]).exception is own

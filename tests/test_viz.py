@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -45,13 +46,24 @@ def test_full_is_drawn_as_stages_with_layers(tmp_path):
                                "models", "model_output", "reporting"]
 
 
+def _free_port() -> int:
+    """A free loopback port below 49152: kedro viz refuses the ephemeral range the OS hands out
+    for port 0."""
+    for port in random.Random().sample(range(20000, 49000), 50):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 49000")
+
+
 def test_kedro_viz_starts_without_warnings(tmp_path):
     """`kedro viz` as a user starts it: the page's data is served, and no WARNING was printed
     (kedro-mlflow's 24 "no longer a PipelineML" lines, FastAPI's ORJSONResponse notice)."""
     project = copy_project(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     viz = subprocess.Popen(kedro_command("viz", "run", "--no-browser", "--port", str(port)),
                            cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

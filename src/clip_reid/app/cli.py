@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from clip_reid.app.server import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The app's own lines at INFO; third-party INFO (open_clip logs its model-config chatter on
+    # the root logger) stays out of the console.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("clip_reid").setLevel(logging.INFO)
     args = parse_args(argv)
     service, problem = build_service(args)
     if problem:

@@ -63,7 +63,6 @@ def kedro_env(project: Path) -> dict[str, str]:
         "PYTHONPATH": str(REPO_ROOT / "src"),
         "CLIP_REID_MLFLOW_URI": f"sqlite:///{project / 'tracking.db'}",
         "KEDRO_DISABLE_TELEMETRY": "true",
-        "COLUMNS": "200",  # rich wraps log lines at the terminal width (80 when not a terminal)
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
     }
 
@@ -84,27 +83,22 @@ def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-# A log record as Kedro's RichHandler prints it: "[time] LEVEL message" or, within the same
-# second, the time column left blank; continuation lines are indented past the level column.
-_RECORD = re.compile(r"^(?:\[[^\]]*\]|\s{10,})\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s")
-# mlflow's own loggers print "2026/12/04 04:45:54 WARNING mlflow.pyfunc: message" on one line.
-_MLFLOW_RECORD = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+# A log record as conf/logging.yml prints it without a terminal ("2026-12-04 22:48:26 WARNING
+# name: message") or as mlflow's own loggers do ("2026/12/04 04:45:54 WARNING mlflow.pyfunc: ...");
+# a multi-line message (a warning's source line) continues on indented lines.
+_RECORD = re.compile(r"^\d{4}[-/]\d\d[-/]\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
 def warning_records(log: str) -> list[str]:
-    """The text of every WARNING record in a rich console log."""
+    """The text of every WARNING record in a `kedro` command's log."""
     records: list[list[str]] = []
     level = None
     for line in log.splitlines():
-        if match := _MLFLOW_RECORD.match(line):
-            level = None
-            if match[1] == "WARNING":
-                records.append([line])
-        elif match := _RECORD.match(line):
+        if match := _RECORD.match(line):
             level = match[1]
             if level == "WARNING":
                 records.append([line])
-        elif level == "WARNING" and line.startswith(" " * 20):
+        elif level == "WARNING" and line[:1].isspace():
             records[-1].append(line)
         else:
             level = None

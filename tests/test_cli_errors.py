@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import click
@@ -59,7 +60,7 @@ def test_missing_earlier_output_names_the_stage_and_the_command(tmp_path, monkey
     message = explain(error, producers(_registry()))
     assert message == (
         "`reid_model` does not exist yet (nothing at data/06_models/reid_model.pt); the "
-        "`encoder_training` stage makes it.\nMake it with `kedro run --pipeline full`, or point "
+        "`encoder_training` stage makes it.\nMake it with `kedro run --pipelines full`, or point "
         "`reid_model` at an existing file in conf/local/catalog.yml."
     )
 
@@ -121,6 +122,19 @@ def test_short_message_and_exit_code_1_without_traceback():
         "Error: DatasetLayoutError: no bounding_box_train/ in x (--verbose: traceback)\n")
 
 
+def test_ctrl_c_outside_training_ends_the_mlflow_run_killed(tmp_path, mlflow_tracking):
+    """Kedro's error hooks see no KeyboardInterrupt; without this the run would end FINISHED."""
+    import mlflow
+
+    experiment = mlflow.create_experiment("cli", artifact_location=(tmp_path / "a").as_uri())
+    run = mlflow.start_run(experiment_id=experiment)
+    result = CliRunner().invoke(_command(KeyboardInterrupt()), [])
+    assert result.exit_code == 130
+    assert result.output.startswith("Interrupted (Ctrl-C). Run the same command again")
+    assert mlflow.active_run() is None
+    assert mlflow.get_run(run.info.run_id).info.status == "KILLED"
+
+
 def test_verbose_and_unexpected_errors_keep_the_exception():
     own = DatasetLayoutError("no bounding_box_train/ in x")
     assert CliRunner().invoke(_command(own), ["--verbose"]).exception is own
@@ -147,15 +161,21 @@ def _error_lines(log: str) -> list[str]:
 
 
 def test_evaluation_before_training_says_what_to_run(fresh_clone):
-    result = kedro(fresh_clone, "run", "--pipeline", "evaluation", "--env", "e2e")
+    """Stopped when the run starts: no MLflow run is opened (and left FAILED), no node runs, and
+    Kedro's "No nodes ran. Repeat the previous command" advice, wrong here, is not given."""
+    result = kedro(fresh_clone, "run", "--pipelines", "evaluation", "--env", "e2e")
     log = output(result)
     assert result.returncode == 1, log[-3000:]
     assert "Traceback" not in log and "╭" not in log
+    assert "No nodes ran" not in log and "Running node" not in log
+    assert "Mlflow run" not in log
+    with sqlite3.connect(fresh_clone / "tracking.db") as db:  # kedro-mlflow made the experiment
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
     # evaluation first reads the image index (which query and gallery), then the model
     assert _error_lines(log) == [
         "Error: `image_index` does not exist yet (nothing at "
         "data/02_intermediate/image_index.parquet); the `data_ingestion` stage makes it.",
-        "Make it with `kedro run --pipeline full`, or point `image_index` at an existing file in "
+        "Make it with `kedro run --pipelines full`, or point `image_index` at an existing file in "
         "conf/local/catalog.yml. (--verbose: traceback)",
     ]
 
@@ -166,6 +186,9 @@ def test_load_version_that_does_not_exist(tmp_path):
     index.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"split": ["query"], "path": ["q.jpg"], "pid": [1], "camid": [0]}).to_parquet(
         index)
+    captions = ingested / "data" / "03_primary" / "image_captions.parquet"
+    captions.parent.mkdir(parents=True)  # evaluation reads it too (checked when the run starts)
+    pd.DataFrame({"path": [], "pid": [], "caption": [], "source": []}).to_parquet(captions)
     versions = ingested / "data" / "06_models" / "reid_model.pt"
     (versions / "2026-01-01T00.00.00.000Z").mkdir(parents=True)
     result = kedro(ingested, "run", "--pipeline", "evaluation", "--env", "e2e",

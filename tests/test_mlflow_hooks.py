@@ -28,6 +28,7 @@ from clip_reid.mlflow_hooks import (
     HOST_TAG,
     PID_TAG,
     run_tags,
+    runner_name,
 )
 
 SECRET_URL = "https://alice:s3cr3t-pw@example.org/market.zip?token=t0k3n-abc&v=2"
@@ -41,9 +42,19 @@ def test_run_tags_name_pipeline_env_dataset_backbone():
         "dataset_root": "data/01_raw/Market", "evaluated_dataset": "market1501",
         "backbone": "RN50", "backbone_weights": "openai"}
     cross = params | {"evaluation": {"dataset": {"name": "cuhk03_np", "root": "/data/cuhk03"}}}
+    assert run_tags({"pipeline_names": ["cross_dataset_evaluation"]}, cross, None)[
+        "evaluated_dataset"] == "cuhk03_np"
     assert run_tags({"pipeline_names": ["evaluation"]}, cross, None)["evaluated_dataset"] == \
-        "cuhk03_np"
+        "market1501"  # the plain evaluation scores the training dataset
     assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
+
+
+def test_the_runner_tag_is_a_name_not_an_object_repr():
+    from kedro.runner import SequentialRunner
+
+    assert runner_name(str(SequentialRunner())) == "SequentialRunner"  # what Kedro records
+    assert runner_name(SequentialRunner) == "SequentialRunner"
+    assert runner_name(None) == "None"
 
 
 def _runs(db: Path) -> list[tuple[str, str, str]]:
@@ -111,3 +122,44 @@ def test_run_is_tagged_and_records_no_credentials(killed_then_rerun):
     with sqlite3.connect(project / "tracking.db") as connection:
         dump = "\n".join(connection.iterdump())
     assert "s3cr3t" not in dump and "t0k3n" not in dump
+
+
+def test_ctrl_c_in_stage_2_says_how_to_resume_and_marks_the_run_killed(tmp_path):
+    """Ctrl-C while stage 2 trains: the resume advice, exit code 1 and a KILLED MLflow run (not
+    Lightning's sys.exit, which left the run FINISHED after 2 of 40 epochs)."""
+    project = copy_project(tmp_path)
+    progress = project / "data/06_models/work/encoder_training/progress.json"
+    run = subprocess.Popen(
+        kedro_command("run", "--pipelines", "full", "--env", "e2e",
+                      "--params", "encoder_training.max_epochs=500"),
+        cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 900
+    try:
+        while not progress.is_file():
+            assert run.poll() is None, run.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "stage 2 never finished an epoch"
+            time.sleep(0.5)
+        run.send_signal(signal.SIGINT)
+        log, _ = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 1, log[-3000:]
+    assert re.search(r"TrainingInterrupted.*: Training was interrupted \(Ctrl-C\) at epoch \d+ "
+                     r"of 500\. Run the same command again to resume from "
+                     r"data/06_models/work/encoder_training/last\.ckpt", log), log[-3000:]
+    [(_, status, _)] = _runs(project / "tracking.db")
+    assert status == "KILLED"
+
+
+def test_the_run_description_opens_on_the_losses_and_results():
+    from clip_reid.mlflow_hooks import run_summary
+
+    metrics = {"prompt_learning/loss": 1.23456, "encoder_training/loss_epoch": 6.5,
+               "encoder_training/id_loss_epoch": 3.25, "encoder_training/lr": 0.001,
+               "evaluation/rank1": 0.4607, "evaluation/mAP": 0.3929, "data/train_ids": 8.0}
+    assert run_summary(metrics) == (
+        "- **prompt_learning** (last epoch): loss 1.2346\n"
+        "- **encoder_training** (last epoch): loss 6.5000, id_loss 3.2500\n"
+        "- **evaluation**: Rank-1 46.07%, mAP 39.29%")
+    assert run_summary({"data/train_ids": 8.0}) == ""

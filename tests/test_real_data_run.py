@@ -64,7 +64,6 @@ def test_full_run_on_real_crops_needs_only_source_and_root(tmp_path):
         "CLIP_REID_MLFLOW_URI": f"sqlite:///{project / 'tracking.db'}",
         "KEDRO_DISABLE_TELEMETRY": "true",
         "OMP_NUM_THREADS": "1",
-        "COLUMNS": "250",  # rich wraps log lines at the console width
     }
     params = f"dataset.source=local,dataset.root={dataset},{EPOCHS}"
     result = subprocess.run(

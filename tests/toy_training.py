@@ -48,6 +48,17 @@ class CrashAt(L.Callback):
             raise RuntimeError("machine lost")
 
 
+class CtrlCAt(L.Callback):
+    """The user presses Ctrl-C when ``epoch`` starts (Python raises KeyboardInterrupt)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
 class StopAt(L.Callback):
     """A graceful early stop (e.g. a time limit) leaves a model that is not fully trained."""
 
@@ -65,7 +76,7 @@ def toy_loader() -> torch.utils.data.DataLoader:
 
 
 def toy_settings() -> TrainerSettings:
-    return TrainerSettings(accelerator="cpu", enable_progress_bar=False)
+    return TrainerSettings(accelerator="cpu", enable_progress_bar=False, log_every_n_steps=2)
 
 
 def fit_toy(work: Path, callbacks: Sequence[L.Callback] = (), epochs: int = 4

@@ -18,6 +18,7 @@ backpack]``).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import click
@@ -40,6 +41,10 @@ class _RunWithShortErrors(click.Command):
         verbose = ctx.params.pop("verbose", False)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _end_interrupted_run()
+            click.echo(f"Interrupted (Ctrl-C). {RESUME_ADVICE}", err=True)
+            ctx.exit(130)  # the shell's code for a SIGINT exit
         except Exception as error:
             if verbose:
                 raise
@@ -48,6 +53,22 @@ class _RunWithShortErrors(click.Command):
                 raise
             logger.debug("Traceback of the error below:", exc_info=error)
             raise click.ClickException(f"{redact_text(message)} (--verbose: traceback)") from None
+
+
+RESUME_ADVICE = ("Run the same command again: a training stage resumes from its last finished "
+                 "epoch, and --only-missing-outputs skips the stages that finished.")
+
+
+def _end_interrupted_run() -> None:
+    """Ctrl-C outside a training stage skips Kedro's error hooks: end the MLflow run KILLED
+    (not FINISHED, as mlflow's exit handler would)."""
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    while run := mlflow.active_run():
+        mlflow.end_run("KILLED")
+        logger.info("MLflow run %s marked KILLED: it was interrupted.", run.info.run_id)
 
 
 def _producers() -> dict[str, str]:

@@ -56,6 +56,42 @@ class ParameterValidationHook:
         validate_parameters(catalog.load("parameters"), locate, running)
 
 
+class MissingInputsHook:
+    """Stops a run that reads an earlier stage's output before that stage has run, before any
+    node and before an MLflow run opens (``clip_reid.run_errors.missing_input``)."""
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Any, catalog: CatalogProtocol
+    ) -> None:
+        from kedro.framework.project import pipelines
+
+        from clip_reid.run_errors import MissingInputError, missing_input, producers
+
+        pinned = set(run_params.get("load_versions") or {})  # a missing version has its message
+
+        def exists(name: str) -> bool:
+            return name in pinned or catalog.exists(name)
+
+        message = missing_input(pipeline, exists, lambda name: repr(catalog.get(name)),
+                                producers(pipelines))
+        if message is not None:
+            raise MissingInputError(message)
+
+
+class ThreadsHook:
+    """Chooses the run's CPU thread count once, before the first node (``clip_reid.threads``:
+    ``trainer.num_threads``, else the cores free now), and logs the choice."""
+
+    @hook_impl
+    def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
+        from clip_reid.modeling.trainer import TrainerSettings
+        from clip_reid.threads import apply_threads, choose_threads
+
+        trainer = catalog.load("parameters").get("trainer")  # None: the defaults
+        apply_threads(choose_threads(TrainerSettings.from_params(trainer, "trainer").num_threads))
+
+
 class _CatalogHook:
     """A hook that acts on saved datasets and so needs the run's catalog to find them."""
 

@@ -8,12 +8,15 @@ the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additio
   are logged, also as tags for long values) and the run tags made from Kedro's run parameters
   (``runtime_params``, the ``--params`` of the command);
 - each run is tagged with what a reader filters by: ``pipeline``, ``env``, ``dataset``,
-  ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` when set), ``backbone``
-  (the CLIP architecture) and ``backbone_weights``;
+  ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` in
+  ``cross_dataset_evaluation``), ``backbone`` (the CLIP architecture) and ``backbone_weights``;
 - a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
   RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
   ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
-  process is gone as KILLED, with one log line each.
+  process is gone as KILLED, with one log line each;
+- a run stopped by Ctrl-C (a stage's ``TrainingInterrupted``) ends KILLED, not FAILED (and the
+  CLI marks a run KILLED when Ctrl-C lands outside a training stage); the ``runner`` tag
+  holds the runner's class name, not its object repr.
 
 Subclassing (rather than a second hook) is what makes the redaction reliable: kedro-mlflow logs
 parameters from the node inputs themselves, which another hook cannot change without changing
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +39,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
@@ -47,6 +52,8 @@ BOOT_TAG = "clip_reid.boot_id"
 PID_TAG = "clip_reid.pid"
 PID_START_TAG = "clip_reid.pid_start"
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+NOTE_TAG = "mlflow.note.content"  # the run's description: the first thing its page shows
+_SUMMARY_ORDER = ("loss", "id_loss", "triplet_loss", "i2t_loss", "caption_loss")
 
 
 class TrackedRunHook(MlflowHook):
@@ -67,8 +74,8 @@ class TrackedRunHook(MlflowHook):
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
-        super().before_pipeline_run(run_params=redact(run_params), pipeline=pipeline,
-                                    catalog=catalog)
+        shown = redact(run_params) | {"runner": runner_name(run_params.get("runner"))}
+        super().before_pipeline_run(run_params=shown, pipeline=pipeline, catalog=catalog)
         if not self._is_mlflow_enabled:
             return
         mlflow.set_tags(run_tags(run_params, self._params, self._env) | process_tags())
@@ -76,8 +83,87 @@ class TrackedRunHook(MlflowHook):
         experiment_id = mlflow.get_run(self.run_id).info.experiment_id
         mark_killed_runs(client, experiment_id, current_run_id=self.run_id)
 
+    @hook_impl
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        run_id = self.run_id
+        if self._is_mlflow_enabled and mlflow.active_run() is not None:
+            if summary := run_summary(mlflow.get_run(run_id).data.metrics):
+                mlflow.set_tag(NOTE_TAG, summary)
+        super().after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        if self._is_mlflow_enabled and isinstance(pipeline, PipelineML):
+            point_alias_at_run(MlflowClient(tracking_uri=mlflow.get_tracking_uri()), run_id)
+
+    @hook_impl
+    def on_pipeline_error(
+        self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline,
+        catalog: CatalogProtocol,
+    ) -> None:
+        if not (self._is_mlflow_enabled and _interrupted(error)) or self._already_active_mlflow:
+            super().on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline,
+                                      catalog=catalog)
+            return
+        while mlflow.active_run():
+            mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        logger.info("MLflow run %s marked KILLED: it was interrupted.", self.run_id)
+
     def _log_param(self, name: str, value: Any) -> None:
         super()._log_param(name, redact(value))
+
+
+def run_summary(metrics: Mapping[str, float]) -> str:
+    """The run's description: each stage's last losses, then the evaluation figures, so the
+    run page opens on them instead of an alphabetical list of a hundred metric names."""
+    lines = []
+    for stage in ("caption_finetune", "prompt_learning", "encoder_training"):
+        losses = [f"{name} {value:.4f}" for name in _SUMMARY_ORDER
+                  for key in (f"{stage}/{name}", f"{stage}/{name}_epoch")
+                  if (value := metrics.get(key)) is not None]
+        if losses:
+            lines.append(f"- **{stage}** (last epoch): {', '.join(losses)}")
+    for prefix in ("evaluation", "cross_dataset/evaluation", "baseline/evaluation"):
+        figures = [f"{label} {metrics[f'{prefix}/{key}']:.2%}"
+                   for key, label in (("rank1", "Rank-1"), ("mAP", "mAP"), ("mINP", "mINP"))
+                   if f"{prefix}/{key}" in metrics]
+        if figures:
+            lines.append(f"- **{prefix}**: {', '.join(figures)}")
+    return "\n".join(lines)
+
+
+def point_alias_at_run(client: MlflowClient, run_id: str | None) -> str | None:
+    """Point ``models:/clip_reid@current`` at the model version ``run_id`` registered, so serving
+    the newest model needs no search; returns that URI (None if the run registered none)."""
+    from clip_reid.pipelines.inference.served_model import CURRENT_ALIAS, REGISTERED_MODEL
+
+    versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{run_id}'")
+    if not versions:
+        return None
+    version = max(versions, key=lambda v: int(v.version)).version
+    client.set_registered_model_alias(REGISTERED_MODEL, CURRENT_ALIAS, version)
+    uri = f"models:/{REGISTERED_MODEL}@{CURRENT_ALIAS}"
+    logger.info("Model registered as %s (version %s); serve it with `mlflow models serve -m "
+                "%s --env-manager local`.", uri, version, uri)
+    return uri
+
+
+def runner_name(runner: Any) -> str:
+    """``SequentialRunner`` from Kedro's record of the runner (its class, or ``str()`` of the
+    instance: ``<kedro.runner.sequential_runner.SequentialRunner object at 0x...>``)."""
+    text = getattr(runner, "__name__", None) or str(runner)
+    match = re.search(r"(\w+) object at 0x", text)
+    return match[1] if match else text
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the user stopping the run (Ctrl-C)."""
+    from clip_reid.modeling.trainer import TrainingInterrupted
+
+    while error is not None:
+        if isinstance(error, TrainingInterrupted | KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def run_tags(
@@ -88,6 +174,8 @@ def run_tags(
     dataset = params.get("dataset") or {}
     clip = (params.get("model") or {}).get("clip") or {}
     evaluated = ((params.get("evaluation") or {}).get("dataset") or {}).get("name")
+    if "cross_dataset_evaluation" not in pipelines:
+        evaluated = None  # only that pipeline scores evaluation.dataset
     tags = {
         "pipeline": "+".join(pipelines),
         "env": env,

@@ -43,6 +43,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["full"] = inference.served_full(full)
     pipelines["__default__"] = pipelines["full"]
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
+    pipelines["cross_dataset_evaluation"] = evaluation.create_cross_dataset_pipeline()
     pipelines["inference"] = _stage("inference", inference.create_pipeline())
     pipelines["text_search"] = text_search.create_pipeline()
     pipelines["gallery_maintenance"] = gallery_maintenance.create_pipeline()

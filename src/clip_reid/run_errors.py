@@ -10,7 +10,7 @@ keeps its traceback. Used by the project's ``kedro run`` (``clip_reid.cli``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from kedro.io.core import DatasetError, VersionNotFoundError
@@ -54,6 +54,8 @@ def explain(
     own = next((exc for exc in chain if _is_own(exc)), None)
     dataset = next((m["name"] for exc in chain if isinstance(exc, DatasetError)
                     and (m := _CATALOG_WRAPPER.match(str(exc)))), None)
+    if isinstance(own, MissingInputError):
+        return str(own)
     if own is not None:
         where = f" in dataset `{dataset}`" if dataset else ""
         return f"{type(own).__name__}{where}: {own}"
@@ -68,23 +70,48 @@ def explain(
     if requested and (missing_file is not None or _has(chain, VersionNotFoundError)):
         return _missing_version(dataset, requested, chain, missing_file)
     if _has(chain, VersionNotFoundError) or missing_file is not None:
-        return _missing_dataset(dataset, chain, producers_by_dataset, full_pipeline)
+        return _missing_dataset(dataset, _dataset_path(chain), producers_by_dataset,
+                                full_pipeline)
+    return None
+
+
+class MissingInputError(RuntimeError):
+    """A pipeline reads another stage's output that does not exist yet."""
+
+
+def missing_input(
+    pipeline: Pipeline,
+    exists: Callable[[str], bool],
+    describe: Callable[[str], str],
+    producers_by_dataset: Mapping[str, str],
+    full_pipeline: str = "full",
+) -> str | None:
+    """The message for the first input (in run order) that another stage writes and that does
+    not exist yet, or None. Checked when a run starts, so such a run fails before it opens an
+    MLflow run and without Kedro's "repeat the previous command" advice, which cannot help.
+    ``describe`` gives a dataset's repr (where its file path is)."""
+    needed = pipeline.inputs()
+    for node in pipeline.nodes:  # topologically sorted: the first read first
+        for name in node.inputs:
+            if name in needed and name in producers_by_dataset and not exists(name):
+                match = _FILEPATH_IN_REPR.search(describe(name))
+                path = _shown(Path(match["path"])) if match else None
+                return _missing_dataset(name, path, producers_by_dataset, full_pipeline)
     return None
 
 
 def _missing_dataset(
     dataset: str,
-    chain: list[BaseException],
+    path: str | None,
     producers_by_dataset: Mapping[str, str],
     full_pipeline: str,
 ) -> str:
-    path = _dataset_path(chain)
     where = f" (nothing at {path})" if path else ""
     stage = producers_by_dataset.get(dataset)
     made_by = f"; the `{stage}` stage makes it" if stage else ""
     return (
         f"`{dataset}` does not exist yet{where}{made_by}.\n"
-        f"Make it with `kedro run --pipeline {full_pipeline}`, or point `{dataset}` at an "
+        f"Make it with `kedro run --pipelines {full_pipeline}`, or point `{dataset}` at an "
         "existing file in conf/local/catalog.yml."
     )
 

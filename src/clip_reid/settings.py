@@ -17,16 +17,19 @@ CONFIG_LOADER_ARGS = {
 }
 
 from clip_reid.hooks import (  # noqa: E402
+    MissingInputsHook,
     MlflowArtifactHook,
     ParameterValidationHook,
     RayHook,
     RunOwnOutputsHook,
+    ThreadsHook,
 )
 from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
 
 # kedro-mlflow's hook runs as TrackedRunHook (redaction, run tags, killed runs marked), last in
 # HOOKS so that, like the plugin's own instance, it is called first (pluggy calls LIFO). The
-# parameter check is `tryfirst`: a bad parameter stops the run before an MLflow run opens.
+# parameter check and the missing-input check are `tryfirst` (in that order, so listed the other
+# way round): a bad parameter or a stage not run yet stops the run before an MLflow run opens.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
-HOOKS = (ParameterValidationHook(), RunOwnOutputsHook(), MlflowArtifactHook(), RayHook(),
-         TrackedRunHook())
+HOOKS = (MissingInputsHook(), ParameterValidationHook(), ThreadsHook(), RunOwnOutputsHook(),
+         MlflowArtifactHook(), RayHook(), TrackedRunHook())

@@ -30,8 +30,8 @@ class KnownWarning:
         """How ``logging.captureWarnings`` (on under Kedro's RichHandler) renders this warning:
         ``<path of the module>.py:<line>: <Category>: <message>``."""
         path = self.module.replace(r"\.", "/")
-        return re.compile(
-            rf"(.*/)?{path}(/__init__)?\.py:\d+: {self.category.__name__}: {self.message}",
+        return re.compile(  # \w*: a library's own subclass of the category, printed by its name
+            rf"(.*/)?{path}(/__init__)?\.py:\d+: \w*{self.category.__name__}: {self.message}",
             re.IGNORECASE)
 
 
@@ -97,6 +97,14 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
         r"torch\.jit\._serialization",
         "torch 2.14 TorchScript deprecation; openai/CLIP ships TorchScript archives only",
     ),
+    # FastAPI 0.165 deprecated ORJSONResponse (FastAPIDeprecationWarning, a UserWarning);
+    # kedro-viz 12.5.0 subclasses it for its API responses, so `kedro viz` warns on start.
+    KnownWarning(
+        UserWarning,
+        r"ORJSONResponse is deprecated",
+        r"kedro_viz\.api\.apps",
+        "fastapi 0.165 ORJSONResponse deprecation; kedro-viz 12.5.0 EnhancedORJSONResponse",
+    ),
     # Deprecations below are hidden by Python's default filters at run time (they come from
     # library modules) and show under pytest or `python -W default`.
     # kedro-mlflow 2.0.3 still declares its pydantic models with class-based `Config`
@@ -152,6 +160,23 @@ KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
         "grpc._server",
         r"Exception calling application: Method not implemented!",
         "milvus-lite 3.2.2 servicer lacks AllocTimestamp, which pymilvus 3.0.2 calls",
+    ),
+    # kedro-viz draws `full` (a kedro-mlflow PipelineML) by filtering it per namespace, and
+    # kedro-mlflow 2.0.3 warns on each filter that the result is a plain Pipeline, which is
+    # exactly what kedro-viz needs (Galileo-Galilei/kedro-mlflow#569): 24 lines per `kedro viz`.
+    KnownLogRecord(
+        "kedro_mlflow.pipeline.pipeline_ml",
+        r"BEWARE - This 'Pipeline' is no longer a 'PipelineML' object",
+        "kedro-mlflow 2.0.3 MSG_WARNING_PIPELINEML_DEMOTED, by design for kedro-viz (#569)",
+    ),
+    # kedro-mlflow 2.0.3 logs, for every parameter of the served model, where it pickled it in
+    # a temporary folder, with the path printed as the literal text "f'{artifact_path}'" (a
+    # string without its f-prefix, KedroPipelineModel.extract_pipeline_artifacts): no content.
+    KnownLogRecord(
+        "kedro_mlflow.mlflow.kedro_pipeline_model",
+        r"The parameter '[^']*' is persisted \(as pickle\) at the following location: "
+        r"f'\{artifact_path\}'",
+        "kedro-mlflow 2.0.3 kedro_pipeline_model.py:165, an f-string missing its prefix",
     ),
 )
 

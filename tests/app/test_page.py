@@ -3,14 +3,15 @@ identity that GalleryIndex.search / search_text return for the same input; with 
 gallery, the camera and time-window inputs limit the answers as the library's filter does."""
 
 import io
+import re
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import uvicorn
+from browser import chromium_executable
 from builders import write_crop
 from inference.conftest import tiny_checkpoint
 from playwright.sync_api import sync_playwright
@@ -22,7 +23,6 @@ from clip_reid.inference.gallery_filter import GalleryFilter
 from clip_reid.inference.gallery_store import embed_into_milvus
 from clip_reid.inference.milvus_gallery import MilvusGallery
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -81,11 +81,12 @@ def service(crops) -> SearchService:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y "
-                    "chromium; .ci/run does it).")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            executable = chromium_executable(playwright.chromium.executable_path)
+        except FileNotFoundError as missing:
+            pytest.fail(str(missing))
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -98,7 +99,7 @@ def _shown(page) -> tuple[str, str]:
 
 
 def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path):
-    query = tmp_path / "query.jpg"
+    query = tmp_path / "0002_c1s1_000099_00.jpg"  # a Market name: the page knows identity 2
     write_crop(query, seed=3)  # the same crop as gallery image 3, identity 2
     expected_image = service.gallery.search(service.extractor([query.read_bytes()]), k=4)
     expected_text = service.gallery.search_text(service.extractor.encode_text([DESCRIPTION]), 4)
@@ -110,7 +111,13 @@ def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path
         predicted, first_card = _shown(page)
         assert predicted == first_card == str(expected_image["predicted_pid"].iloc[0])
         assert page.locator("#results .card").count() == 4
-        assert "cam" in page.locator("#results .card").first.inner_text()
+        cards = page.locator("#results .card")
+        assert re.search(r"cam c[12] ·", cards.first.inner_text())  # as named: c1, c2
+        own = [cards.nth(i).get_attribute("class") for i in range(4)
+               if cards.nth(i).get_attribute("data-pid") == "2"]
+        assert own and all("same-id" in names for names in own)
+        assert page.locator(".card.same-id").count() == len(own)
+        assert page.locator("#preview").is_visible()
 
         page.evaluate("document.body.dataset.state = ''")
         page.fill("#text", DESCRIPTION)
@@ -118,6 +125,9 @@ def test_image_and_text_queries_show_the_library_top1(service, browser, tmp_path
         predicted, first_card = _shown(page)
         assert predicted == first_card == str(expected_text["predicted_pid"].iloc[0])
         assert "text query" in page.locator("#predicted-box").inner_text()
+        assert page.locator("#preview").is_hidden()  # the last image is not this query
+        assert page.locator(".card.same-id").count() == 0  # a description has no known identity
+        assert "(text)" in page.locator("#status").inner_text()
 
 
 def test_a_milvus_gallery_answers_within_the_cameras_and_time_window(service, crops, browser,
@@ -133,7 +143,7 @@ def test_a_milvus_gallery_answers_within_the_cameras_and_time_window(service, cr
         page = browser.new_page()
         page.goto(url)
         page.wait_for_selector("#app:not([hidden])")
-        page.fill("#cameras", "0")
+        page.fill("#cameras", "c1")  # camid 0, as the page names it
         page.fill("#window", "1-6")
         page.set_input_files("#file", str(query))
         predicted, first_card = _shown(page)
@@ -141,7 +151,7 @@ def test_a_milvus_gallery_answers_within_the_cameras_and_time_window(service, cr
         assert [cards.nth(i).get_attribute("data-pid") for i in range(cards.count())] == [
             str(pid) for pid in expected["topk_pids"].iloc[0]]
         assert predicted == str(expected["predicted_pid"].iloc[0])
-        assert all("cam 0" in cards.nth(i).inner_text() for i in range(cards.count()))
+        assert all("cam c1" in cards.nth(i).inner_text() for i in range(cards.count()))
         page.wait_for_function("document.querySelector('#results img').naturalWidth > 0")
 
         page.fill("#window", "7-")  # no camera-0 crop after second 7

@@ -41,7 +41,7 @@ def test_tuned_weights_come_back_exactly(tmp_path):
 
 def test_backbone_of_another_architecture_is_refused():
     checkpoint = clip_backbone_checkpoint(SPEC)
-    with pytest.raises(ValueError, match="kedro run --pipeline captions"):
+    with pytest.raises(ValueError, match="kedro run --pipelines captions"):
         load_clip_backbone(checkpoint, ClipSpec(arch="tiny-vit", weights="random", seed=3))
     # the download folder is not part of the model's identity
     load_clip_backbone(checkpoint, ClipSpec(arch="tiny-rn", weights="random", seed=3,

@@ -3,13 +3,17 @@ protection, resume equality and damaged checkpoints are in tests/reliability.)""
 
 import json
 import logging
+import signal
 
+import mlflow
 import pytest
 import torch
-from toy_training import StopAt, fit_toy
+from toy_training import CtrlCAt, StopAt, fit_toy
 
 from clip_reid.modeling.trainer import (
     RESUME_FILE,
+    RESUMED_FROM_TAG,
+    StageLogger,
     TrainerSettings,
     TrainingInterrupted,
     resolve_device,
@@ -21,6 +25,30 @@ from clip_reid.settings_base import SettingsError
 def test_a_stage_stopped_early_refuses_to_look_finished(tmp_path):
     with pytest.raises(TrainingInterrupted, match="epoch 1 of 4"):
         fit_toy(tmp_path / "w", [StopAt()])
+
+
+def test_ctrl_c_says_how_to_resume_and_leaves_ctrl_c_working(tmp_path):
+    """Lightning answers Ctrl-C with sys.exit after ignoring SIGINT; the stage must instead
+    raise its own error (Kedro's error hooks run, the CLI prints it) and restore Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted \(Ctrl-C\) at epoch 2 of 4\. "
+                       r"Run the same command again to resume from .*last\.ckpt"):
+        fit_toy(tmp_path / "w", [CtrlCAt(2)])
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert (tmp_path / "w" / RESUME_FILE).is_file()
+
+
+def test_a_resumed_stage_names_the_run_it_continues(tmp_path, mlflow_tracking, caplog):
+    experiment = mlflow.create_experiment("resume", artifact_location=(tmp_path / "a").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as first:
+        with pytest.raises(TrainingInterrupted):
+            fit_toy(tmp_path / "w", [CtrlCAt(2)])
+    with mlflow.start_run(experiment_id=experiment) as second:
+        with caplog.at_level(logging.INFO, logger="clip_reid.modeling.trainer"):
+            fit_toy(tmp_path / "w")
+    tags = mlflow.get_run(second.info.run_id).data.tags
+    assert tags[RESUMED_FROM_TAG] == first.info.run_id
+    assert f"left by MLflow run {first.info.run_id}" in caplog.text
 
 
 def test_resume_state_from_other_settings_is_discarded(tmp_path):
@@ -53,3 +81,13 @@ def test_device_follows_the_trainer_or_an_explicit_choice():
     assert resolve_device(TrainerSettings(accelerator="gpu"), "cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device(TrainerSettings()).type == expected
+
+
+def test_mlflow_gets_per_epoch_metrics_only(tmp_path, mlflow_tracking):
+    experiment = mlflow.create_experiment("stage", artifact_location=(tmp_path / "a").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        stage = StageLogger(tracking_uri=mlflow.get_tracking_uri(), run_id=run.info.run_id,
+                            prefix="toy", log_model=False)
+        stage.log_metrics({"epoch": 0.0, "loss_step": 2.0, "loss_epoch": 1.5, "lr": 0.1}, step=3)
+        stage.log_metrics({"epoch": 1.0, "loss_step": 1.0}, step=4)  # nothing left to log
+    assert sorted(mlflow.get_run(run.info.run_id).data.metrics) == ["toy/loss_epoch", "toy/lr"]

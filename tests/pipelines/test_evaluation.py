@@ -1,10 +1,17 @@
+import logging
+
 import matplotlib
 import pandas as pd
 import pytest
-from builders import TRAINING_DATASET, base_parameters, run_pipeline
+from builders import REPO_ROOT, TRAINING_DATASET, base_parameters, run_pipeline
 
+from clip_reid.data.evaluated_dataset import EvaluatedDatasetError
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
-from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipeline
+from clip_reid.pipelines.evaluation import (
+    create_baseline_pipeline,
+    create_cross_dataset_pipeline,
+    create_pipeline,
+)
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 
 matplotlib.use("Agg")
@@ -17,7 +24,8 @@ def evaluation_params():
 
 
 def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params, tiny_backbone,
-                                                         evaluation_params, capsys):
+                                                         evaluation_params, capsys, caplog):
+    caplog.set_level(logging.INFO)
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
                                  tiny_params["trainer"])
     out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
@@ -25,7 +33,8 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
         "params:evaluation": evaluation_params, "params:trainer": tiny_params["trainer"]})
     printed = capsys.readouterr().out
     for name in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"):
-        assert f"Test Results - {name}: " in printed
+        assert printed.count(f"Test Results - {name}: ") == 1
+    assert "Validation Results" not in printed + caplog.text  # the results once, not twice
     metrics = out["evaluation_metrics"]
     assert 0.0 <= metrics["rank1"] <= metrics["rank5"] <= metrics["rank10"] <= 1.0
     assert metrics["num_valid_queries"] == int((tiny_index.split == "query").sum())
@@ -83,10 +92,11 @@ def test_cross_dataset_evaluation_scores_the_other_dataset_and_says_so(
     generate_synthetic_market(other, SyntheticConfig(seed=11, num_train_ids=2, num_test_ids=5,
                                                      num_distractors=0, num_junk=0))
     cross = dict(evaluation_params, dataset={"name": "demo", "root": str(other)})
-    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
-                                           "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
-                                           "params:evaluation": cross,
-                                           "params:trainer": tiny_params["trainer"]})
+    out = run_pipeline(create_cross_dataset_pipeline(), {
+        "reid_model": checkpoint, "image_index": tiny_index, "image_captions": NO_CAPTIONS,
+        **TRAINING_DATASET, "params:evaluation": cross, "params:trainer": tiny_params["trainer"]})
+    assert not {"evaluation_metrics", "query_predictions", "cmc_curve"} & set(out)  # not replaced
+    out = {name.removeprefix("cross_dataset."): value for name, value in out.items()}
     metrics = out["evaluation_metrics"]
     assert metrics["dataset"] == {"name": "demo", "variant": None, "root": str(other),
                                   "cross_dataset": True,
@@ -96,3 +106,39 @@ def test_cross_dataset_evaluation_scores_the_other_dataset_and_says_so(
     assert all(path.startswith(str(other)) for path in queries)  # not the training dataset's
     assert f"Evaluated on demo ({other}), cross-dataset" in capsys.readouterr().out
     assert out["text_retrieval_metrics"]["evaluated"] is False  # the demo's captions don't apply
+
+
+def test_the_training_set_evaluation_ignores_evaluation_dataset_and_says_where_it_goes(
+        tiny_index, tiny_params, tiny_backbone, evaluation_params, caplog):
+    checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"],
+                                 tiny_params["trainer"])
+    cross = dict(evaluation_params, dataset={"name": "demo", "root": "elsewhere"})
+    out = run_pipeline(create_pipeline(), {"reid_model": checkpoint, "image_index": tiny_index,
+                                           "image_captions": NO_CAPTIONS, **TRAINING_DATASET,
+                                           "params:evaluation": cross,
+                                           "params:trainer": tiny_params["trainer"]})
+    assert out["evaluation_metrics"]["dataset"]["cross_dataset"] is False
+    assert "--pipelines cross_dataset_evaluation" in caplog.text
+
+
+def test_cross_dataset_evaluation_needs_the_dataset_named(tiny_index, evaluation_params):
+    with pytest.raises(EvaluatedDatasetError, match="set evaluation.dataset.name and "):
+        run_pipeline(create_cross_dataset_pipeline(), {
+            "reid_model": {}, "image_index": tiny_index, "image_captions": NO_CAPTIONS,
+            **TRAINING_DATASET, "params:evaluation": evaluation_params, "params:trainer": {}})
+
+
+def test_cross_dataset_outputs_have_their_own_files():
+    """The catalog gives `cross_dataset.*` files of their own, so the latest training-set
+    evaluation (what the notebook and `--load-versions`-less reads see) stays in place."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    conf = OmegaConfigLoader(str(REPO_ROOT / "conf"), base_env="base", default_run_env="base")
+    catalog = DataCatalog.from_config(conf["catalog"])
+    outputs = create_cross_dataset_pipeline().all_outputs()
+    for name in ("evaluation_metrics", "query_predictions", "cmc_curve", "ranked_results",
+                 "text_retrieval_metrics"):
+        assert f"cross_dataset.{name}" in outputs
+        own, training = (str(catalog.get(n)._filepath) for n in (f"cross_dataset.{name}", name))
+        assert own != training and "cross_dataset_" in own

@@ -37,7 +37,7 @@ def latest_version(folder: Path) -> Path | None:
 
 def no_model_message(folder: Path) -> str:
     return (f"No trained model yet: {folder}/ holds no reid_model version. Train one with "
-            "`kedro run --pipeline full` (a few minutes on the demo data), or pass --model "
+            "`kedro run --pipelines full` (a few minutes on the demo data), or pass --model "
             "<checkpoint.pt>.")
 
 
@@ -48,14 +48,14 @@ def load_gallery(extractor: FeatureExtractor, versions: Path, dataset_root: Path
     if versions.is_dir():
         for path in sorted(versions.glob(f"*/{versions.name}"), reverse=True):
             state = load_checkpoint_file(
-                path, "delete it and re-run `kedro run --pipeline full`, which writes it")
+                path, "delete it and re-run `kedro run --pipelines full`, which writes it")
             if state.get("fingerprint") == extractor.fingerprint:
                 logger.info("Gallery: %s (%d images).", path, len(state["paths"]))
                 return GalleryIndex.from_state(state)
     if dataset_root is None:
         raise FileNotFoundError(
             f"No gallery embedded by this model under {versions}/ and no dataset to embed one "
-            "from: pass --gallery-root <Market-layout dataset> or run `kedro run --pipeline "
+            "from: pass --gallery-root <Market-layout dataset> or run `kedro run --pipelines "
             "inference`.")
     index, _ = build_image_index(dataset_root, verify_images=False)
     gallery = index[index["split"] == "gallery"]
@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from clip_reid.app.server import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The app's own lines at INFO; third-party INFO (open_clip logs its model-config chatter on
+    # the root logger) stays out of the console.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("clip_reid").setLevel(logging.INFO)
     args = parse_args(argv)
     service, problem = build_service(args)
     if problem:

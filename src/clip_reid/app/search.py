@@ -14,6 +14,12 @@ from clip_reid.inference.gallery_store import Gallery
 from clip_reid.inference.milvus_gallery import image_id
 
 
+def camera_name(camid: int) -> str:
+    """A camera as the datasets' file names call it (Market, Duke, CUHK03: ``c1`` for the index's
+    0-based camid 0), not the 0-based index."""
+    return f"c{camid + 1}"
+
+
 @dataclass
 class SearchService:
     """The extractor and gallery of one model. Text distances (1 - cosine of the projection) are
@@ -79,6 +85,7 @@ class SearchService:
                 strict=True), 1):
             row = self._rows[path] if self._rows is not None else str(image_id(path))
             results.append({"rank": rank, "pid": int(pid), "camid": int(camid),
+                            "camera": camera_name(int(camid)),
                             "distance": float(distance), "row": row,
                             "name": path.replace("\\", "/").rsplit("/", 1)[-1]})
         return {"predicted": top["predicted_pid"], "distance": float(top["distance"]),

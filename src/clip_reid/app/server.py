@@ -47,7 +47,8 @@ def create_app(service: SearchService | None, title: str, problem: str | None = 
             return {"ready": False, "problem": problem, "title": title}
         return {"ready": True, "title": title, "gallery_size": len(service.gallery),
                 "text": service.supports_text, "top_k": service.top_k,
-                "threshold": service.threshold, "model": service.extractor.fingerprint,
+                "threshold": service.threshold, "text_threshold": service.text_threshold,
+                "model": service.extractor.fingerprint,
                 "max_pixels": DEFAULT_MAX_PIXELS}
 
     @app.post("/api/search")

@@ -93,7 +93,8 @@ def download_file(url: str, destination: Path, sha256: str | None, timeout: floa
         with (urllib.request.urlopen(_request(url), timeout=timeout) as response,
               open(partial, "wb") as out):
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name,
+                      disable=None) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))

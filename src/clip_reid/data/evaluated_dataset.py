@@ -16,6 +16,18 @@ from clip_reid.data.splits import TEST_SPLITS
 logger = logging.getLogger(__name__)
 
 
+class EvaluatedDatasetError(ValueError):
+    """The dataset to evaluate is not named where it must be."""
+
+
+def training_query_gallery(
+    image_index: pd.DataFrame, training: DatasetSettings
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training dataset's own index and its description (for the report)."""
+    return image_index, {"name": training.name, "variant": training.variant,
+                         "root": training.root, "cross_dataset": False}
+
+
 def evaluated_query_gallery(
     image_index: pd.DataFrame, training: DatasetSettings, target: EvaluatedDatasetSettings,
     ingestion: IngestionSettings,
@@ -25,8 +37,7 @@ def evaluated_query_gallery(
     with its layout's parser (same checks and counts as ingestion) and its query and gallery
     are returned."""
     if not target.cross_dataset:
-        return image_index, {"name": training.name, "variant": training.variant,
-                             "root": training.root, "cross_dataset": False}
+        return training_query_gallery(image_index, training)
     layout = get_layout(target.name)
     index, report = parse_layout(layout.name, target.root, target.variant,
                                  verify_images=ingestion.verify_images,

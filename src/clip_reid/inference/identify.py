@@ -1,5 +1,5 @@
 """Open-set identification of a batch of queries (images and/or descriptions) against a labelled
-gallery: what `kedro run --pipeline inference` and the served model answer."""
+gallery: what `kedro run --pipelines inference` and the served model answer."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def identify(
         raise ValueError(
             f"The gallery was embedded by model {gallery.fingerprint}, not by this checkpoint "
             f"({extractor.fingerprint}): it comes from another model or backbone. Re-embed the "
-            "gallery with this model (kedro run --pipeline inference does it)."
+            "gallery with this model (kedro run --pipelines inference does it)."
         )
     names = _query_names(queries)
     is_text = _text_rows(queries, names)

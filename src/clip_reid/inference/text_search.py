@@ -1,5 +1,5 @@
 """Search a gallery with sentences: which sentences (settings and/or a file), and the top-k
-gallery images of each as one table, for `kedro run --pipeline text_search`."""
+gallery images of each as one table, for `kedro run --pipelines text_search`."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def search_by_text(queries: list[str], extractor: FeatureExtractor, gallery: Gal
     if gallery.fingerprint != extractor.fingerprint:
         raise ValueError(
             f"The gallery_index was embedded by model {gallery.fingerprint}, not by the latest "
-            f"reid_model ({extractor.fingerprint}): re-embed it with kedro run --pipeline "
+            f"reid_model ({extractor.fingerprint}): re-embed it with kedro run --pipelines "
             "inference (or pass matching --load-versions)."
         )
     features = extractor.encode_text(queries, truncate=settings.truncate)

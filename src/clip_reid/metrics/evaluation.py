@@ -19,7 +19,6 @@ from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
 from clip_reid.metrics.protocol import excluded_from_ranking
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
-from clip_reid.metrics.report import format_results, format_test_results
 from clip_reid.metrics.rerank import re_rank
 from clip_reid.metrics.rerank_inputs import RERANK_METRICS
 from clip_reid.metrics.retrieval import FaissGalleryIndex
@@ -180,7 +179,3 @@ def rank_query_gallery(query: dict[str, Any], gallery: dict[str, Any],
     return EvaluationOutcome(result, report, _predictions(q, g, indices, top_distances),
                              plot_cmc_curve(result.cmc), ranked)
 
-
-def printable(result: RankResult) -> tuple[str, str]:
-    """The seed project's ``Test Results - ...`` lines and the full table."""
-    return format_test_results(result), format_results(result)

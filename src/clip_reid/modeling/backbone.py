@@ -45,7 +45,7 @@ def load_clip_backbone(checkpoint: dict[str, Any], expected: ClipSpec) -> nn.Mod
     if _identity(spec) != _identity(expected):
         raise ValueError(
             f"The clip_backbone was built for {spec} but the parameters ask for {expected}. "
-            "Re-run the captions pipeline (kedro run --pipeline captions) with these parameters."
+            "Re-run the captions pipeline (kedro run --pipelines captions) with these parameters."
         )
     model = load_clip(spec)
     if is_finetuned(checkpoint):

@@ -40,8 +40,8 @@ def load_text_tower(checkpoint: dict[str, Any]) -> TextEncoder:
     if not has_text_tower(checkpoint):
         raise MissingTextTowerError(
             "This ReID checkpoint holds no text tower (it was trained before text search "
-            "existed), so it cannot embed text queries. Retrain stage 2 (kedro run --pipeline "
-            "encoder_training, or --pipeline full) to get a model that answers text queries; "
+            "existed), so it cannot embed text queries. Retrain stage 2 (kedro run --pipelines "
+            "encoder_training, or --pipelines full) to get a model that answers text queries; "
             "image queries work with it as they are."
         )
     spec = ClipSpec(**{**checkpoint["config"]["clip"], "weights": "random"})

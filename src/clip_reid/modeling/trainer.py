@@ -14,8 +14,11 @@ import hashlib
 import json
 import logging
 import random
+import signal
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from clip_reid.modeling.work_dir import (
     FINGERPRINT_FILE,
     PROGRESS_FILE,
     RESUME_FILE,
+    RUN_FILE,
     claim,
     finish,
     move_aside,
@@ -42,6 +46,7 @@ from clip_reid.settings_base import Settings, setting
 
 logger = logging.getLogger(__name__)
 
+RESUMED_FROM_TAG = "clip_reid.resumed_from"
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true")
 
@@ -56,6 +61,7 @@ class TrainerSettings(Settings):
     precision: str = setting("32-true", choices=PRECISIONS)
     deterministic: bool = True
     num_workers: int = setting(0, ge=0)  # DataLoader workers of training and feature extraction
+    num_threads: int | None = setting(None, ge=1)  # CPU threads; None: the free cores (threads.py)
     log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
     extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments
@@ -105,7 +111,7 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
     if checkpoint.is_file() and fingerprint_file.is_file():
         if json.loads(fingerprint_file.read_text()).get("fingerprint") == fingerprint:
             if _readable(checkpoint):
-                logger.info("Resuming from %s", checkpoint)
+                logger.info("Resuming from %s%s", checkpoint, _link_to_interrupted_run(work_dir))
                 return checkpoint
         else:
             logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
@@ -113,6 +119,24 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
     fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint, "settings": run_settings},
                                            default=str, indent=2))
     return None
+
+
+def _link_to_interrupted_run(work_dir: Path) -> str:
+    """Tag the active MLflow run with the run whose checkpoint it resumes (its metrics of the
+    epochs before the interruption live there); `` (MLflow run <id>)`` for the log line."""
+    path = work_dir / RUN_FILE
+    previous = json.loads(path.read_text())["run_id"] if path.is_file() else None
+    if previous is None or mlflow.active_run() is None:
+        return ""
+    mlflow.set_tag(RESUMED_FROM_TAG, previous)
+    return f", left by MLflow run {previous} (tag {RESUMED_FROM_TAG})"
+
+
+def _record_run(work_dir: Path) -> None:
+    """Which MLflow run trains into ``work_dir`` now, for a later resume to name."""
+    run = mlflow.active_run()
+    if run is not None:
+        (work_dir / RUN_FILE).write_text(json.dumps({"run_id": run.info.run_id}))
 
 
 class ResumePoint(Callback):
@@ -217,19 +241,47 @@ class TrainingInterrupted(RuntimeError):
 
 
 def raise_if_interrupted(trainer: L.Trainer, work_dir: Path) -> None:
-    """Lightning turns Ctrl-C into a graceful stop; a stage must not then save a final model."""
+    """A stage stopped early (Ctrl-C, a callback's ``should_stop``) must not save a final
+    model."""
     done = epochs_completed(work_dir)
     if trainer.interrupted or done < (trainer.max_epochs or 0) or done == 0:
+        how = "was interrupted (Ctrl-C)" if trainer.interrupted else "stopped"
         raise TrainingInterrupted(
-            f"Training stopped at epoch {done} of {trainer.max_epochs}. Run the "
+            f"Training {how} at epoch {done} of {trainer.max_epochs}. Run the "
             f"same command again to resume from {work_dir / RESUME_FILE}."
         )
 
 
+@contextmanager
+def _ctrl_c_as_interruption(fit: L.Trainer) -> Iterator[None]:
+    """Lightning answers Ctrl-C with ``sys.exit(1)`` after ignoring further SIGINTs: the exit
+    would skip Kedro's error hooks (MLflow then marks the run FINISHED at exit) and the resume
+    advice. Let it end the fit instead (the caller's :func:`raise_if_interrupted` then raises
+    :class:`TrainingInterrupted`) and restore the Ctrl-C handler."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit:
+        if not fit.interrupted:
+            raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) != handler:
+            signal.signal(signal.SIGINT, handler)
+
+
 class StageLogger(MLFlowLogger):
-    """MLflow metric names ``<stage>/<metric>``, so the MLflow UI groups them by stage."""
+    """MLflow metric names ``<stage>/<metric>``, so the MLflow UI groups them by stage; per epoch
+    only: Lightning's ``epoch`` counter (a metric on every call) and the ``*_step`` copies of
+    metrics also logged per epoch would bury the losses under a hundred near-identical series
+    points."""
 
     LOGGER_JOIN_CHAR = "/"
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        kept = {name: value for name, value in metrics.items()
+                if name != "epoch" and not name.endswith("_step")}
+        if kept:
+            super().log_metrics(kept, step)
 
 
 def mlflow_logger(stage: str) -> Logger | None:
@@ -259,7 +311,8 @@ def build_trainer(
         precision=settings.precision,
         deterministic=settings.deterministic,
         log_every_n_steps=settings.log_every_n_steps,
-        enable_progress_bar=settings.enable_progress_bar,
+        # a bar on a terminal only: in a log file its frames are noise (EpochLog says the same)
+        enable_progress_bar=settings.enable_progress_bar and sys.stderr.isatty(),
         enable_model_summary=False,
         enable_checkpointing=False,  # ResumePoint writes the one checkpoint a stage needs
         use_distributed_sampler=False,  # our samplers split whole P×K batches across ranks
@@ -297,12 +350,12 @@ def fit_resumable(
     ``callbacks`` are added to the Trainer (e.g. a test's crash injector).
     """
     resume = resume_checkpoint(work_dir, fingerprint)
+    _record_run(work_dir)
     fit = build_trainer(trainer, max_epochs, work_dir, stage,
                         [RandomState(generators), *callbacks])
-    if isinstance(data, L.LightningDataModule):
-        fit.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
-    else:
-        fit.fit(module, train_dataloaders=data, ckpt_path=resume, weights_only=True)
+    data_kind = "datamodule" if isinstance(data, L.LightningDataModule) else "train_dataloaders"
+    with _ctrl_c_as_interruption(fit):
+        fit.fit(module, ckpt_path=resume, weights_only=True, **{data_kind: data})
     raise_if_interrupted(fit, work_dir)
     epochs = epochs_completed(work_dir)
     finish(work_dir)

@@ -8,9 +8,15 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clip_reid.data.evaluated_dataset import describe_dataset, evaluated_query_gallery
+from clip_reid.data.evaluated_dataset import (
+    EvaluatedDatasetError,
+    describe_dataset,
+    evaluated_query_gallery,
+    training_query_gallery,
+)
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
-from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, printable, rank_query_gallery
+from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, rank_query_gallery
+from clip_reid.metrics.report import format_test_results
 from clip_reid.modeling.embedding import embed_splits, untrained_checkpoint
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.trainer import TrainerSettings, resolve_device
@@ -26,14 +32,31 @@ def untrained_model(image_index: pd.DataFrame, clip_backbone: dict[str, Any],
                                 ModelSettings.from_params(model, "model"), device)
 
 
-def select_evaluated_dataset(
+def select_training_dataset(
+    image_index: pd.DataFrame, dataset: dict[str, Any], evaluation: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training dataset's query and gallery: what `evaluation_metrics` always reports."""
+    target = EvaluationSettings.from_params(evaluation, "evaluation").dataset
+    if target.cross_dataset:
+        logger.warning("evaluation.dataset (%s) is scored by `kedro run --pipelines "
+                       "cross_dataset_evaluation`, into its own cross_dataset.* outputs; this "
+                       "evaluation scores the training dataset.", target.name)
+    return training_query_gallery(image_index, DatasetSettings.from_params(dataset, "dataset"))
+
+
+def select_cross_dataset(
     image_index: pd.DataFrame, dataset: dict[str, Any], evaluation: dict[str, Any],
     ingestion: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The query and gallery to score: the training dataset's, or `evaluation.dataset`'s."""
+    """`evaluation.dataset`'s query and gallery (cross-domain), which must be set."""
+    target = EvaluationSettings.from_params(evaluation, "evaluation").dataset
+    if not target.cross_dataset:
+        raise EvaluatedDatasetError(
+            "cross_dataset_evaluation needs the dataset to score: set evaluation.dataset.name "
+            "and evaluation.dataset.root, e.g. --params evaluation.dataset.name=market1501,"
+            "evaluation.dataset.root=<folder>.")
     return evaluated_query_gallery(
-        image_index, DatasetSettings.from_params(dataset, "dataset"),
-        EvaluationSettings.from_params(evaluation, "evaluation").dataset,
+        image_index, DatasetSettings.from_params(dataset, "dataset"), target,
         IngestionSettings.from_params(ingestion, "ingestion"))
 
 
@@ -64,9 +87,8 @@ def evaluate_features(
     names the dataset evaluated."""
     outcome = rank_query_gallery(query_features, gallery_features,
                                  EvaluationSettings.from_params(evaluation, "evaluation"))
-    lines, table = printable(outcome.result)
+    lines = format_test_results(outcome.result)  # once: the seed project's lines
     print(f"Evaluated on {describe_dataset(evaluated_dataset)}\n{lines}", flush=True)
-    logger.info("\n%s", table)
     mlflow_metrics = {name: {"value": float(outcome.report[name]), "step": 0}
                       for name in REPORTED}
     return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions,

@@ -1,6 +1,8 @@
 """evaluation: `reid_model` + `image_index` → metrics, predictions and figures.
 
-`evaluation.dataset` scores another dataset's query and gallery instead (cross-domain).
+`cross_dataset_evaluation` runs the same nodes on `evaluation.dataset`'s query and gallery
+(cross-domain) under the namespace `cross_dataset`, so its results never replace the training
+dataset's latest evaluation.
 
 `evaluation_baseline` runs the same nodes on the untrained backbone, for comparison.
 """
@@ -10,7 +12,8 @@ from kedro.pipeline import Node, Pipeline, pipeline
 from .nodes import (
     evaluate_features,
     extract_query_gallery_features,
-    select_evaluated_dataset,
+    select_cross_dataset,
+    select_training_dataset,
     untrained_model,
 )
 from .text_nodes import evaluate_text_queries
@@ -20,15 +23,30 @@ OUTPUTS = ["evaluation_metrics", "evaluation_mlflow_metrics", "query_predictions
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Evaluate the latest (or `--load-versions`-chosen) trained model."""
+    """Evaluate the latest (or `--load-versions`-chosen) trained model on its dataset."""
+    select = Node(select_training_dataset,
+                  ["image_index", "params:dataset", "params:evaluation"],
+                  ["evaluated_image_index", "evaluated_dataset"], name="select_training_dataset")
+    return _evaluation(select)
+
+
+def create_cross_dataset_pipeline(**kwargs) -> Pipeline:
+    """Evaluate it on `evaluation.dataset`, into `cross_dataset.*` outputs."""
+    select = Node(select_cross_dataset,
+                  ["image_index", "params:dataset", "params:evaluation", "params:ingestion"],
+                  ["evaluated_image_index", "evaluated_dataset"], name="select_cross_dataset")
+    return pipeline(
+        _evaluation(select), namespace="cross_dataset",
+        inputs={"reid_model", "image_index", "image_captions"},
+        parameters={"params:dataset", "params:evaluation", "params:ingestion", "params:trainer"},
+    )
+
+
+def _evaluation(select: Node) -> Pipeline:
+    """Embed, score and explain the query and gallery ``select`` picks."""
     return Pipeline(
         [
-            Node(
-                select_evaluated_dataset,
-                ["image_index", "params:dataset", "params:evaluation", "params:ingestion"],
-                ["evaluated_image_index", "evaluated_dataset"],
-                name="select_evaluated_dataset",
-            ),
+            select,
             Node(
                 extract_query_gallery_features,
                 ["reid_model", "evaluated_image_index", "params:evaluation", "params:trainer"],
@@ -63,6 +81,5 @@ def create_baseline_pipeline(**kwargs) -> Pipeline:
         Pipeline([baseline]) + create_pipeline(),
         namespace="baseline",
         inputs={"image_index", "clip_backbone", "image_captions"},
-        parameters={"params:dataset", "params:evaluation", "params:ingestion", "params:model",
-                    "params:trainer"},
+        parameters={"params:dataset", "params:evaluation", "params:model", "params:trainer"},
     )

@@ -33,7 +33,7 @@ def create_gallery_pipeline(**kwargs) -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """`kedro run --pipeline inference`: identify every image of the query folder."""
+    """`kedro run --pipelines inference`: identify every image of the query folder."""
     listing = Node(list_query_images, ["params:inference.queries", "dataset_root"],
                    QUERY_INPUT, name="list_query_images")
     inputs = [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS]

@@ -18,6 +18,9 @@ import clip_reid
 from .pipeline import QUERY_INPUT, create_served_pipeline
 
 SERVED_MODEL_NAME = "model"  # serve it with `mlflow models serve -m runs:/<run_id>/model`
+# ... or, the newest `full` run's, with `mlflow models serve -m models:/clip_reid@current`
+REGISTERED_MODEL = "clip_reid"
+CURRENT_ALIAS = "current"
 # What a client POSTs: one row per query, an image or a description (text) of the person.
 SERVED_SIGNATURE = ModelSignature(inputs=Schema([
     ColSpec("string", "image", required=False),   # base64 (or data URL) of the encoded image
@@ -61,6 +64,7 @@ def served_full(training: Pipeline) -> ServedPipelineML:
         input_name=QUERY_INPUT,
         log_model_kwargs={
             "name": SERVED_MODEL_NAME,
+            "registered_model_name": REGISTERED_MODEL,
             "code_paths": [str(Path(clip_reid.__file__).parent)],
             "signature": SERVED_SIGNATURE,
             "pip_requirements": runtime_requirements(),

@@ -1,8 +1,8 @@
 """text_search: `reid_model` + `gallery_index` + sentences → `text_search.results` (CSV) and
 `text_search.figures` (one picture per sentence), both versioned and logged to MLflow.
 
-    kedro run --pipeline text_search --params "text_search.queries=a woman in a red top"
-    kedro run --pipeline text_search --params "text_search.queries_file=queries.txt"
+    kedro run --pipelines text_search --params "text_search.queries=a woman in a red top"
+    kedro run --pipelines text_search --params "text_search.queries_file=queries.txt"
 """
 
 from kedro.pipeline import Node, Pipeline, pipeline

@@ -46,7 +46,8 @@ def _in_layout(trunk, layout):
             kind = "ir" if hasattr(block, "conv_pwl") else "ds"
             ours = LITE[kind] if layout == "lite" else MOBILENET[kind]
             source = f"_blocks.{flat}" if layout == "lite" else f"features.{flat + 1}"
-            names |= {f"blocks.{s}.{b}.{t}": f"{source}.{o}" for t, o in zip(TIMM[kind], ours)}
+            pairs = zip(TIMM[kind], ours, strict=True)
+            names |= {f"blocks.{s}.{b}.{t}": f"{source}.{o}" for t, o in pairs}
             flat += 1
     if layout == "lite":
         names |= {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head",

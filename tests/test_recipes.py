@@ -163,7 +163,7 @@ def _leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 # Environments that are not paper recipes (their values are this project's own).
-NOT_RECIPES = {"base", "local", "cpu_small"}
+NOT_RECIPES = {"base", "local", "cpu_small", "cpu_pretrained"}
 
 
 def test_every_recipe_environment_is_checked():
@@ -171,8 +171,9 @@ def test_every_recipe_environment_is_checked():
     assert environments == set(RECIPES)
 
 
-def test_cpu_small_parameters_pass_the_run_start_check():
-    validate_parameters(_merged_parameters("cpu_small"))
+@pytest.mark.parametrize("env", ["cpu_small", "cpu_pretrained"])
+def test_cpu_recipe_parameters_pass_the_run_start_check(env):
+    validate_parameters(_merged_parameters(env))
 
 
 @pytest.mark.parametrize("env", RECIPES)

@@ -29,9 +29,9 @@ def is_finetuned(checkpoint: dict[str, Any]) -> bool:
     return bool(checkpoint.get("finetuned", False))
 
 
-def _identity(spec: ClipSpec) -> tuple[str, str, int]:
+def _identity(spec: ClipSpec) -> tuple[str, str, int, str, str]:
     """What makes two specs the same model (the download cache folder does not)."""
-    return spec.arch, spec.weights, spec.seed
+    return spec.arch, spec.weights, spec.seed, spec.image_tower, spec.image_weights
 
 
 def load_clip_backbone(checkpoint: dict[str, Any], expected: ClipSpec) -> nn.Module:

@@ -1,7 +1,9 @@
-"""Build CLIP models with open_clip: the paper's RN50 / ViT-B-16, and tiny towers for CPU demos."""
+"""Build CLIP models with open_clip: the paper's RN50 / ViT-B-16, tiny towers for CPU demos, and
+an ImageNet CNN in place of the image tower (``image_tower``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ import open_clip
 import torch
 from open_clip.model import CLIPTextCfg
 
+from clip_reid.modeling.image_tower import CLIP_TOWER, build_cnn_tower
+from clip_reid.modeling.imagenet_weights import PACKAGED_WEIGHTS
 from clip_reid.modeling.weights import (
     WeightsError,
     load_state_dict_strictly,
@@ -37,12 +41,45 @@ class ClipSpec(Settings):
     ``weights``: ``"random"`` (seeded by ``seed``), a path to an OpenAI checkpoint (TorchScript
     archive or state dict), ``"openai"`` (official URL, downloaded once into ``cache_dir``), or
     ``"open_clip:<tag>"`` (an open_clip pretrained tag, e.g. ``open_clip:laion2b_s34b_b88k``).
+
+    ``image_tower``: ``"clip"`` (the arch's own) or a timm CNN (``tf_efficientnet_lite0``,
+    ``tf_efficientnet_lite2``, ``mobilenetv2_100``, …) in its place, the text tower kept;
+    ``image_weights`` of that CNN: ``"random"``, ``"package"`` (ImageNet weights of an installed
+    pip package, offline), ``"timm"`` (timm's hub, online) or a state-dict file path.
     """
 
     arch: str = "tiny-rn"
     weights: str = "random"
     cache_dir: str | None = None
     seed: int = 0
+    image_tower: str = CLIP_TOWER
+    image_weights: str = "random"
+
+    def __post_init__(self) -> None:
+        if self.image_tower == CLIP_TOWER and self.image_weights != "random":
+            raise ValueError(
+                f"image_weights={self.image_weights!r} applies to a CNN image_tower; CLIP's own "
+                "image tower takes its weights from model.clip.weights. Set image_tower (e.g. "
+                "tf_efficientnet_lite2) or leave image_weights at 'random'."
+            )
+        if self.image_weights == "package" and self.image_tower not in PACKAGED_WEIGHTS:
+            raise ValueError(
+                f"No package ships weights for image_tower {self.image_tower!r}; "
+                f"image_weights: package works with {sorted(PACKAGED_WEIGHTS)}."
+            )
+
+    @property
+    def random_image_tower(self) -> bool:
+        """Whether the image tower starts from random weights (its BN statistics then mean
+        nothing until re-estimated on data)."""
+        if self.image_tower == CLIP_TOWER:
+            return self.weights == "random"
+        return self.image_weights == "random"
+
+    def untrained(self) -> ClipSpec:
+        """The same architecture with random weights: a shell for a checkpoint's state dict,
+        built without the original weights files or packages."""
+        return dataclasses.replace(self, weights="random", image_weights="random")
 
 
 def _register_tiny_configs() -> None:
@@ -112,6 +149,9 @@ def load_clip(spec: ClipSpec) -> torch.nn.Module:
         state = read_openai_state_dict(path)
         model = _create(spec.arch)
         load_state_dict_strictly(model, state, str(path))
+    if spec.image_tower != CLIP_TOWER:
+        embed_dim = open_clip.get_model_config(spec.arch)["embed_dim"]
+        model.visual = build_cnn_tower(spec.image_tower, spec.image_weights, embed_dim, spec.seed)
     return model.float().eval()
 
 

@@ -54,7 +54,7 @@ def untrained_checkpoint(
     clip = load_clip_backbone(clip_backbone, config.clip)
     reid_model = ClipReidModel(config, clip)
     # Random BN statistics would collapse every feature (a tuned backbone has trained ones).
-    if config.clip.weights == "random" and not is_finetuned(clip_backbone):
+    if config.clip.random_image_tower and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(reid_model.image_encoder, train, model.eval_transform(),
                                device=device)
     mean, std = model.normalization()

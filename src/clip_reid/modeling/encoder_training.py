@@ -42,9 +42,15 @@ STAGE = "encoder_training"
 
 @dataclass(frozen=True)
 class EncoderOptimizer(Settings):
-    """Adam with bias LR ×2, linear warm-up then step decay (per epoch); RN50 defaults."""
+    """Adam with bias LR ×2, linear warm-up then step decay (per epoch); RN50 defaults.
+
+    ``tower_lr_factor`` scales the rate of the image tower's own parameters (pretrained weights)
+    against the layers new to ReID (necks, classifiers, a CNN tower's projection, SIE): below 1
+    fine-tunes a pretrained tower gently while the new layers learn at ``base_lr``.
+    """
 
     base_lr: float = setting(3.5e-4, gt=0.0)
+    tower_lr_factor: float = setting(1.0, gt=0.0)
     weight_decay: float = setting(5e-4, ge=0.0)
     weight_decay_bias: float = setting(5e-4, ge=0.0)
     bias_lr_factor: float = setting(2.0, gt=0.0)
@@ -137,18 +143,7 @@ class EncoderTrainingModule(L.LightningModule):
                                       self.loss.caption_temperature)
 
     def configure_optimizers(self):
-        weights, biases = [], []
-        for name, parameter in self.model.named_parameters():
-            if parameter.requires_grad:
-                (biases if name.endswith("bias") else weights).append(parameter)
-        groups = [
-            {"name": "weights", "params": weights, "lr": self.optim.base_lr,
-             "weight_decay": self.optim.weight_decay},
-            {"name": "biases", "params": biases,
-             "lr": self.optim.base_lr * self.optim.bias_lr_factor,
-             "weight_decay": self.optim.weight_decay_bias},
-        ]
-        optimizer = torch.optim.Adam(groups)
+        optimizer = torch.optim.Adam(encoder_param_groups(self.model, self.optim))
 
         def multiplier(completed_epochs: int) -> float:
             return warmup_multistep(
@@ -158,6 +153,28 @@ class EncoderTrainingModule(L.LightningModule):
 
         scheduler = {"scheduler": LambdaLR(optimizer, multiplier), "interval": "epoch"}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def encoder_param_groups(model: ClipReidModel, optim: EncoderOptimizer) -> list[dict[str, Any]]:
+    """Adam groups: new layers' weights first (its rate is the one logged), then their biases,
+    then the image tower's weights and biases at ``tower_lr_factor`` times those rates."""
+    encoder = model.image_encoder
+    tower = {f"image_encoder.{name}" for name, _ in encoder.named_parameters()
+             if encoder.is_pretrained_parameter(name)}
+    members: dict[str, list[torch.nn.Parameter]] = {
+        "weights": [], "biases": [], "tower_weights": [], "tower_biases": []}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            kind = "biases" if name.endswith("bias") else "weights"
+            members[f"tower_{kind}" if name in tower else kind].append(parameter)
+    groups = []
+    for group, params in members.items():
+        lr = optim.base_lr * (optim.bias_lr_factor if group.endswith("biases") else 1.0)
+        lr *= optim.tower_lr_factor if group.startswith("tower") else 1.0
+        decay = optim.weight_decay_bias if group.endswith("biases") else optim.weight_decay
+        if params:
+            groups.append({"name": group, "params": params, "lr": lr, "weight_decay": decay})
+    return groups
 
 
 class IdentityBatchDataModule(L.LightningDataModule):

@@ -12,6 +12,7 @@ from torchvision.transforms import v2 as T
 
 from clip_reid.data.transforms import build_test_transform, build_train_transform, normalization_for
 from clip_reid.modeling.clip_factory import ClipSpec
+from clip_reid.modeling.image_tower import CLIP_TOWER, tower_normalization
 from clip_reid.modeling.reid_model import NECK_FEATS, ReidConfig
 from clip_reid.settings_base import Settings, setting
 
@@ -43,9 +44,12 @@ class ModelSettings(Settings):
             raise ValueError("set both pixel_mean and pixel_std, or neither.")
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Pixel mean/std: explicit in the parameters, or the backbone's reference values."""
+        """Pixel mean/std: explicit in the parameters, or the image tower's reference values
+        (a CNN tower's: those its ImageNet weights were trained with)."""
         if self.pixel_mean is not None and self.pixel_std is not None:
             return self.pixel_mean, self.pixel_std
+        if self.clip.image_tower != CLIP_TOWER:
+            return tower_normalization(self.clip.image_tower)
         return normalization_for(self.clip.arch)
 
     def eval_transform(self) -> T.Compose:

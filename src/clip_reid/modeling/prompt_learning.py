@@ -246,7 +246,7 @@ def cache_train_features(
     clip = load_clip_backbone(clip_backbone, model.clip)
     encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride)
     transform = model.eval_transform()
-    if model.clip.weights == "random" and not is_finetuned(clip_backbone):
+    if model.clip.random_image_tower and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(encoder, train, transform, device=device)
     features = extract_features(ProjectionOnly(encoder), train, transform,
                                 batch_size=settings.feature_batch_size, num_workers=num_workers,

@@ -2,7 +2,8 @@
 
 ResNet towers (CLIP's ModifiedResNet): layer4 stride 1, attention-pool positional embedding
 resized to the new grid. ViT towers: patch stride 16 or less (overlapping patches), positional
-embedding resized to the new grid, optional camera embedding (SIE) on the class token.
+embedding resized to the new grid, optional camera embedding (SIE) on the class token. CNN towers
+(:class:`CnnImageTower`, an ImageNet CNN in place of CLIP's) are size-agnostic: used as built.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
+from clip_reid.modeling.image_tower import CnnImageTower
+
 
 class ImageFeatures(NamedTuple):
     """RN50: GAP(layer3) 1024, GAP(layer4) 2048, attention pool 1024.
-    ViT-B/16: block-11 CLS 768, final CLS 768, projection 512."""
+    ViT-B/16: block-11 CLS 768, final CLS 768, projection 512.
+    CNN tower: GAP(last block), GAP(head) (e.g. 352 and 1280 for EfficientNet-Lite2), projection."""
 
     intermediate: Tensor
     final: Tensor
@@ -62,11 +66,15 @@ class ReidImageEncoder(nn.Module):
             self.grid = self._adapt_vit(visual, stride)
             width = visual.class_embedding.shape[0]
             self.dims = (width, width, visual.proj.shape[1])
+        elif isinstance(visual, CnnImageTower):
+            self.kind = "cnn"
+            self.grid = None
+            self.dims = (visual.intermediate_dim, visual.num_features, visual.output_dim)
         else:
             raise TypeError(
                 f"Unsupported CLIP image tower {type(visual).__name__}: ReID adaptation supports "
-                "open_clip ModifiedResNet (RN50, RN101, RN50x4, …) and VisionTransformer with "
-                "class-token pooling (ViT-B-16, ViT-B-32, ViT-L-14, …)."
+                "open_clip ModifiedResNet (RN50, RN101, RN50x4, …), VisionTransformer with "
+                "class-token pooling (ViT-B-16, ViT-B-32, ViT-L-14, …) and CnnImageTower."
             )
         self.camera_embedding = None
         if num_cameras > 0:
@@ -103,9 +111,18 @@ class ReidImageEncoder(nn.Module):
     def feature_dims(self) -> tuple[int, int, int]:
         return self.dims
 
+    def is_pretrained_parameter(self, name: str) -> bool:
+        """Whether parameter ``name`` (of this module) belongs to the image tower as it came,
+        which fine-tuning may move more slowly than the layers added for ReID (a CNN tower's
+        projection, the camera embedding)."""
+        return name.startswith("visual.trunk." if self.kind == "cnn" else "visual.")
+
     def forward(self, images: Tensor, camids: Tensor | None = None) -> ImageFeatures:
         if self.kind == "resnet":
             return self._forward_resnet(images)
+        if self.kind == "cnn":
+            intermediate, final = self.visual.pooled(images)
+            return ImageFeatures(intermediate, final, self.visual.proj(final))
         return self._forward_vit(images, camids)
 
     def _forward_resnet(self, images: Tensor) -> ImageFeatures:

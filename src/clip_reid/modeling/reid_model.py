@@ -118,7 +118,6 @@ def load_reid_model(checkpoint: dict[str, Any]) -> ClipReidModel:
         config = ReidConfig.from_dict(checkpoint["config"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"Not a ReID model checkpoint (no valid 'config'): {error}") from error
-    random_clip = ClipSpec(**{**config.clip.to_dict(), "weights": "random"})
-    model = ClipReidModel(config, load_clip(random_clip))
+    model = ClipReidModel(config, load_clip(config.clip.untrained()))
     load_state_dict_strictly(model, checkpoint["state_dict"], "the ReID checkpoint")
     return model.eval()

@@ -44,7 +44,7 @@ def load_text_tower(checkpoint: dict[str, Any]) -> TextEncoder:
             "encoder_training, or --pipelines full) to get a model that answers text queries; "
             "image queries work with it as they are."
         )
-    spec = ClipSpec(**{**checkpoint["config"]["clip"], "weights": "random"})
+    spec = ClipSpec(**checkpoint["config"]["clip"]).untrained()
     encoder = TextEncoder(load_clip(spec), tokenizer_for(spec.arch))
     load_state_dict_strictly(encoder, checkpoint[TEXT_TOWER_KEY]["state_dict"],
                              "the ReID checkpoint's text tower")

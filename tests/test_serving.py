@@ -173,7 +173,7 @@ def test_a_model_serving_a_milvus_lite_gallery_applies_the_request_filters(
     store = MilvusGalleryDataset(uri=str(folder / "gallery.db")).load()
     index, _ = build_image_index(demo["root"])
     reference = embed_gallery(demo["checkpoint"], None, {"store": "milvus"}, index, "cosine", 64,
-                              store)
+                              gallery_store=store)
     uri = log_served_model(folder / "artifacts", demo["checkpoint"], reference)
     record = {"image": _b64(demo["queries"][0]), "cameras": "0;1", "time_from": 0.0,
               "time_to": 40.0}

@@ -3,6 +3,7 @@ Ray, and the run-start check refuses settings Ray could not honour."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -81,6 +82,9 @@ def test_no_address_starts_a_local_instance_on_loopback_and_stops_it():
     ray = pytest.importorskip("ray")
     from clip_reid.ray_session import connect, disconnect
 
+    # A local instance leaves RAY_AUTH_MODE=token in os.environ; a test cluster started later in
+    # this process would inherit it and refuse the tokenless `kedro run` that joins it.
+    environment = dict(os.environ)
     assert connect(None)  # this call started it, so the caller owns the shutdown
     try:
         assert not connect(None)  # already connected: nothing to own
@@ -88,4 +92,6 @@ def test_no_address_starts_a_local_instance_on_loopback_and_stops_it():
         assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     finally:
         disconnect()
+        os.environ.clear()
+        os.environ.update(environment)
     assert not ray.is_initialized()

@@ -36,6 +36,19 @@ def loopback_cluster(nodes: int = NODES, cpus_per_node: int = 1,
             os.environ["PYTHONPATH"] = path
 
 
+@contextmanager
+def joined_cluster() -> Iterator[str]:
+    """A loopback cluster this process has joined (``ray.init``); left and shut down after."""
+    import ray
+
+    with loopback_cluster() as address:
+        ray.init(address=address, log_to_driver=False)
+        try:
+            yield address
+        finally:
+            ray.shutdown()
+
+
 def _started(nodes: int, cpus_per_node: int, object_store_bytes: int, attempts: int = 3):
     """The cluster, started again when a node misses Ray's fixed 30 s start-up window, which a
     machine shared with other jobs can exceed."""

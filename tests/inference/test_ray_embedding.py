@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 from builders import write_crop
-from ray_cluster import loopback_cluster
+from ray_cluster import joined_cluster
 
 from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference import FeatureExtractor, GalleryIndex, InvalidImageError
@@ -27,12 +27,8 @@ MODEL_ACTOR = "_EmbedActor"
 
 @pytest.fixture(scope="module")
 def cluster():
-    with loopback_cluster() as address:
-        ray.init(address=address, log_to_driver=False)
-        try:
-            yield address
-        finally:
-            ray.shutdown()
+    with joined_cluster() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from dataclasses import replace
 import lightning as L
 import pytest
 import torch
-from ray_cluster import loopback_cluster
+from ray_cluster import joined_cluster
 from torch.utils.data import DataLoader, TensorDataset
 
 from clip_reid.data.image_dataset import ReidImageDataset
@@ -42,12 +42,8 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 def address():
-    with loopback_cluster() as head:
-        ray.init(address=head, log_to_driver=False)
-        try:
-            yield head
-        finally:
-            ray.shutdown()
+    with joined_cluster() as address:
+        yield address
 
 
 def _trainer(address: str | None) -> TrainerSettings:

@@ -15,10 +15,9 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 from PIL import Image
 
-from clip_reid.modeling import ClipReidModel, load_clip, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, ReidCheckpoint, load_clip
 from clip_reid.modeling.features import recalibrate_batch_norm
 from clip_reid.modeling.model_settings import ModelSettings
-from clip_reid.modeling.text_tower import text_tower_state
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -84,7 +83,7 @@ def base_parameters(*names: str) -> dict:
 
 
 def tiny_reid_checkpoint(index: pd.DataFrame, arch: str = "tiny-rn",
-                         image_size: tuple[int, int] = (64, 32)) -> dict[str, Any]:
+                         image_size: tuple[int, int] = (64, 32)) -> ReidCheckpoint:
     """An untrained ReID checkpoint whose BatchNorm statistics come from ``index``'s images
     (random-init statistics would make every feature the same)."""
     model = ModelSettings.from_params({"clip": {"arch": arch, "weights": "random", "seed": 0},
@@ -94,8 +93,8 @@ def tiny_reid_checkpoint(index: pd.DataFrame, arch: str = "tiny-rn",
     reid_model = ClipReidModel(config, clip)
     recalibrate_batch_norm(reid_model.image_encoder, index, model.eval_transform())
     mean, std = model.normalization()
-    return reid_checkpoint(reid_model.eval(), normalization={"mean": mean, "std": std},
-                           text_tower=text_tower_state(clip))
+    return ReidCheckpoint.from_model(reid_model.eval(), {"mean": mean, "std": std},
+                                     text_tower=clip)
 
 
 def big_png(width: int, height: int) -> bytes:

@@ -36,8 +36,8 @@ from PIL import Image
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
-from clip_reid.inference.fingerprint import model_fingerprint
 from clip_reid.io import MilvusGalleryDataset, TorchCheckpointDataset
+from clip_reid.modeling import ReidCheckpoint
 from clip_reid.pipeline_registry import register_pipelines
 from clip_reid.pipelines.inference.nodes import (
     embed_gallery,
@@ -48,16 +48,19 @@ from clip_reid.pipelines.inference.nodes import (
 SERVER_START_TIMEOUT = 120
 
 
-def log_served_model(store: Path, checkpoint: dict, gallery: dict) -> str:
+def log_served_model(store: Path, checkpoint: ReidCheckpoint, gallery: GalleryIndex) -> str:
     """What the kedro-mlflow hook does after `full`: log the bound inference pipeline with
     the artifacts the catalog holds; returns the model URI."""
     full = register_pipelines()["full"]
     catalog = DataCatalog()
-    for name, data in {"served_reid_model": checkpoint, "served_gallery_index": gallery}.items():
-        catalog[name] = TorchCheckpointDataset(filepath=str(store / f"{name}.pt"))
+    artifacts = {"served_reid_model": (checkpoint, "clip_reid.modeling.ReidCheckpoint"),
+                 "served_gallery_index": (gallery,
+                                          "clip_reid.inference.gallery_store.saved_gallery")}
+    for name, (data, artifact) in artifacts.items():
+        catalog[name] = TorchCheckpointDataset(filepath=str(store / f"{name}.pt"),
+                                               artifact=artifact)
         catalog.save(name, data)
-    for key, value in base_parameters("inference")["inference"].items():
-        catalog[f"params:inference.{key}"] = value
+    catalog["params:inference"] = base_parameters("inference")["inference"]
     model = KedroPipelineModel(pipeline=full.inference, catalog=catalog,
                                input_name=full.input_name, **full.kpm_kwargs)
     with mlflow.start_run() as run:
@@ -88,10 +91,11 @@ def demo(tmp_path_factory) -> dict[str, Any]:
     index, _ = build_image_index(root)
     checkpoint = tiny_reid_checkpoint(index)
     checkpoint, gallery = publish_for_serving(
-        checkpoint, embed_gallery(checkpoint, None, {}, index, "cosine", 64))
+        checkpoint, embed_gallery(checkpoint, None, index,
+                                  base_parameters("inference")["inference"], None))
     queries = index[index["split"] == "query"]["path"].tolist()
     return {"root": root, "checkpoint": checkpoint, "gallery": gallery, "queries": queries,
-            "gallery_pids": set(gallery["pids"].tolist())}
+            "gallery_pids": set(gallery.to_state()["pids"].tolist())}
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +176,15 @@ def test_a_model_serving_a_milvus_lite_gallery_applies_the_request_filters(
     folder = tmp_path_factory.mktemp("milvus")
     store = MilvusGalleryDataset(uri=str(folder / "gallery.db")).load()
     index, _ = build_image_index(demo["root"])
-    reference = embed_gallery(demo["checkpoint"], None, {"store": "milvus"}, index, "cosine", 64,
-                              gallery_store=store)
+    inference = base_parameters("inference")["inference"]
+    milvus = inference | {"gallery": inference["gallery"] | {"store": "milvus"}}
+    reference = embed_gallery(demo["checkpoint"], None, index, milvus, store)
     uri = log_served_model(folder / "artifacts", demo["checkpoint"], reference)
     record = {"image": _b64(demo["queries"][0]), "cameras": "0;1", "time_from": 0.0,
               "time_to": 40.0}
     served = base_parameters("inference")["inference"]
     expected = identify_queries(pd.DataFrame([record | {"image": demo["queries"][0]}]),
-                                demo["checkpoint"], demo["gallery"], served["threshold"],
-                                served["top_k"], served["batch_size"])
+                                demo["checkpoint"], demo["gallery"], served)
     (folder / "server").mkdir()
     with _served(tracking, uri, folder / "server") as url:
         status, body = _post(url, {"dataframe_records": [record]})
@@ -199,8 +203,7 @@ def test_one_image_and_a_batch_get_their_identities(server, demo):
     [answer] = body["predictions"]
     served = base_parameters("inference")["inference"]  # the parameters the model was logged with
     expected = identify_queries(pd.DataFrame({"image": [demo["queries"][0]]}),
-                                demo["checkpoint"], demo["gallery"], served["threshold"],
-                                served["top_k"], served["batch_size"])
+                                demo["checkpoint"], demo["gallery"], served)
     assert answer["name"] == "query 0"
     assert answer["predicted_pid"] == expected.loc[0, "predicted_pid"]
     assert answer["distance"] == pytest.approx(expected.loc[0, "distance"], abs=1e-5)
@@ -243,16 +246,14 @@ def test_text_queries_get_answers_of_the_same_shape_as_image_queries(server, dem
         "red top", "photo", "query 2"]
     served = base_parameters("inference")["inference"]
     expected = identify_queries(pd.DataFrame({"text": sentences}), demo["checkpoint"],
-                                demo["gallery"], served["threshold"], served["top_k"],
-                                served["batch_size"])
+                                demo["gallery"], served)
     for answer, row in zip([text_answer, last], expected.itertuples(), strict=True):
         assert answer["topk_pids"] == list(row.topk_pids)
         assert answer["distance"] == pytest.approx(row.distance, abs=1e-5)
         assert answer["known"] and answer["predicted_pid"] in demo["gallery_pids"]
     assert len(text_answer["topk_paths"]) == served["top_k"]
     image_only = identify_queries(pd.DataFrame({"image": [demo["queries"][0]]}),
-                                  demo["checkpoint"], demo["gallery"], served["threshold"],
-                                  served["top_k"], served["batch_size"])
+                                  demo["checkpoint"], demo["gallery"], served)
     assert image_answer["topk_pids"] == list(image_only.loc[0, "topk_pids"])
 
 
@@ -311,18 +312,17 @@ print(model.predict(pd.DataFrame({{"image": [{_b64(demo["queries"][1])!r}]}})).s
 
 @pytest.mark.parametrize("case, message", [
     ("empty_gallery", "the gallery is empty"),
-    ("other_backbone", "another model or backbone"),
+    ("other_backbone", "The gallery was embedded by model"),
 ])
 def test_an_empty_gallery_or_another_backbone_is_a_400_error(tracking, demo, tmp_path, case,
                                                              message):
     checkpoint, gallery = demo["checkpoint"], demo["gallery"]
     if case == "empty_gallery":
-        gallery = {**gallery, "features": gallery["features"][:0], "paths": [],
-                   "pids": gallery["pids"][:0], "camids": gallery["camids"][:0]}
+        gallery = GalleryIndex(gallery.dim, gallery.metric, gallery.fingerprint)
     else:  # publish_for_serving refuses this pair: log it by hand
         index, _ = build_image_index(demo["root"])
         vit = tiny_reid_checkpoint(index, arch="tiny-vit")
-        checkpoint = {**vit, "fingerprint": model_fingerprint(vit)}
+        checkpoint = vit.published()
     model = mlflow.pyfunc.load_model(log_served_model(tmp_path, checkpoint, gallery))
     with pytest.raises(MlflowException, match=message) as raised:
         model.predict(pd.DataFrame({"image": [_b64(demo["queries"][0])]}))
@@ -340,8 +340,7 @@ def test_full_logs_the_served_pipeline_after_training_and_gallery_embedding():
     assert {"inference.embed_gallery", "inference.publish_for_serving"} < training
     assert full.inference.outputs() == {"query_identities"}
     assert full.inference.inputs() - {"query_images"} - full.all_outputs() == {
-        "params:inference.threshold", "params:inference.top_k", "params:inference.batch_size",
-        "params:inference.serving"}
+        "params:inference"}
     code = Path(full.log_model_kwargs["code_paths"][0])
     assert (code / "pipelines" / "inference" / "nodes.py").is_file()
     assert not any("clip-reid" in pin for pin in full.log_model_kwargs["pip_requirements"])

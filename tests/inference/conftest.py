@@ -9,16 +9,15 @@ import torch
 from torch import nn
 
 from clip_reid.data.transforms import normalization_for
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, ReidConfig, load_clip
 from clip_reid.modeling.onnx_export import export_onnx
-from clip_reid.modeling.text_tower import text_tower_state
 
 IMAGE_SIZE = (64, 32)
 
 
 def tiny_checkpoint(arch: str = "tiny-rn", image_size: tuple[int, int] = IMAGE_SIZE,
                     num_cameras: int = 0, seed: int = 0, neck_feat: str = "before",
-                    with_text: bool = True) -> dict[str, Any]:
+                    with_text: bool = True) -> ReidCheckpoint:
     """A random tiny ReID model as the encoder_training pipeline saves it (``with_text=False``:
     as it saved it before the text tower was stored)."""
     config = ReidConfig(clip=ClipSpec(arch, seed=seed), num_classes=5, image_size=image_size,
@@ -27,8 +26,8 @@ def tiny_checkpoint(arch: str = "tiny-rn", image_size: tuple[int, int] = IMAGE_S
     model = ClipReidModel(config, clip)
     _calibrate_batch_norm(model, seed)
     mean, std = normalization_for(arch)
-    text = {"text_tower": text_tower_state(clip)} if with_text else {}
-    return reid_checkpoint(model, normalization={"mean": mean, "std": std}, **text)
+    return ReidCheckpoint.from_model(model, {"mean": mean, "std": std},
+                                     text_tower=clip if with_text else None)
 
 
 def _calibrate_batch_norm(model: ClipReidModel, seed: int) -> None:
@@ -53,9 +52,8 @@ def rn_checkpoint() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def rn_onnx(rn_checkpoint) -> bytes:
-    from clip_reid.modeling import load_reid_model
 
-    return export_onnx(load_reid_model(rn_checkpoint))
+    return export_onnx(rn_checkpoint.model())
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,6 @@ from PIL import Image
 import clip_reid
 from clip_reid.data.transforms import build_test_transform
 from clip_reid.inference import FeatureExtractor, InvalidImageError
-from clip_reid.inference.fingerprint import model_fingerprint, published
-from clip_reid.modeling import load_reid_model
 
 
 def _images(count: int, seed: int = 0) -> list[np.ndarray]:
@@ -21,9 +19,9 @@ def _images(count: int, seed: int = 0) -> list[np.ndarray]:
 
 def _direct_features(checkpoint, images, camids=None) -> torch.Tensor:
     """What the evaluation pipeline computes: test transform, model in eval mode."""
-    norm = checkpoint["normalization"]
-    model = load_reid_model(checkpoint)
-    transform = build_test_transform(model.config.image_size, norm["mean"], norm["std"])
+    norm = checkpoint.normalization
+    model = checkpoint.model()
+    transform = build_test_transform(model.config.image_size, norm.mean, norm.std)
     batch = torch.stack([transform(Image.fromarray(image)) for image in images])
     with torch.no_grad():
         return model.eval()(batch, camids)
@@ -41,10 +39,11 @@ def test_features_equal_the_eval_model_output_in_batches(rn_checkpoint):
 
 def test_checkpoint_file_and_top_level_export(tmp_path, rn_checkpoint):
     path = tmp_path / "reid_model.pt"
-    torch.save(rn_checkpoint, path)
+    torch.save(rn_checkpoint.to_state(), path)
     images = _images(2)
     from_file = clip_reid.FeatureExtractor(str(path))(images)
     assert torch.allclose(from_file, FeatureExtractor(rn_checkpoint)(images))
+    assert FeatureExtractor(path).fingerprint == rn_checkpoint.fingerprint
 
 
 def test_sie_models_need_camids(make_checkpoint):
@@ -69,17 +68,16 @@ def test_input_errors(rn_checkpoint):
         extractor([_images(1)[0], b"not an image"])
     with pytest.raises(ValueError, match="backend must be one of"):
         FeatureExtractor(rn_checkpoint, backend="tensorrt")
-    incomplete = {k: v for k, v in rn_checkpoint.items() if k != "normalization"}
-    with pytest.raises(ValueError, match="lacks its pixel 'normalization'"):
-        FeatureExtractor(incomplete)
+    with pytest.raises(TypeError, match="ReidCheckpoint.from_state"):
+        FeatureExtractor(rn_checkpoint.to_state())
 
 
 def test_cached_returns_one_extractor_per_model_and_batch_size(rn_checkpoint, make_checkpoint):
-    served = published(rn_checkpoint)
+    served = rn_checkpoint.published()
     first = FeatureExtractor.cached(copy.deepcopy(served), batch_size=4)
     assert FeatureExtractor.cached(copy.deepcopy(served), batch_size=4) is first  # per request
     assert FeatureExtractor.cached(rn_checkpoint, batch_size=4) is first  # same weights
-    assert first.fingerprint == served["fingerprint"] == model_fingerprint(rn_checkpoint)
+    assert first.fingerprint == served.to_state()["fingerprint"] == rn_checkpoint.fingerprint
     other = FeatureExtractor.cached(make_checkpoint(seed=1), batch_size=4)
     assert other is not first and other.fingerprint != first.fingerprint
     assert FeatureExtractor.cached(rn_checkpoint, batch_size=8) is not first

@@ -51,7 +51,7 @@ def demo(tmp_path_factory) -> SimpleNamespace:
 def stored(demo, tmp_path_factory) -> MilvusGallery:
     store = MilvusGallery(str(tmp_path_factory.mktemp("store") / "gallery.db"), "demo")
     reference = embed_into_milvus(demo.extractor, demo.gallery, store, "cosine")
-    assert reference["size"] == len(demo.gallery)
+    assert reference.size == len(demo.gallery)
     yield store
     store.close()
 
@@ -137,7 +137,7 @@ def test_a_grown_folder_embeds_only_its_new_images(small):
     embedder.embedded.clear()
     reference = embed_into_milvus(embedder, _listing(range(26)), small, "cosine")
     assert embedder.embedded == [f"g/{n:03d}.jpg" for n in range(20, 26)]
-    assert reference["size"] == len(small) == 26
+    assert reference.size == len(small) == 26
 
 
 def test_upserting_the_same_images_replaces_their_vectors(small):

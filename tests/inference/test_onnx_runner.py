@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from clip_reid.inference import FeatureExtractor
-from clip_reid.modeling import load_reid_model
 from clip_reid.modeling.onnx_export import export_onnx
 
 
@@ -24,7 +23,7 @@ def test_torch_and_onnx_backends_agree(rn_checkpoint, rn_onnx, tmp_path):
 
 def test_onnx_of_another_image_size_or_backbone_is_rejected(make_checkpoint, rn_checkpoint):
     for other in (make_checkpoint(image_size=(96, 48)), make_checkpoint("tiny-vit")):
-        onnx_bytes = export_onnx(load_reid_model(other))
+        onnx_bytes = export_onnx(other.model())
         with pytest.raises(ValueError, match="export of another model"):
             FeatureExtractor(rn_checkpoint, backend="onnx", onnx_model=onnx_bytes)
     with pytest.raises(ValueError, match="needs onnx_model"):
@@ -33,7 +32,7 @@ def test_onnx_of_another_image_size_or_backbone_is_rejected(make_checkpoint, rn_
 
 def test_onnx_backend_feeds_camera_ids_to_sie_models(make_checkpoint):
     checkpoint = make_checkpoint("tiny-vit", num_cameras=3)
-    onnx_bytes = export_onnx(load_reid_model(checkpoint))
+    onnx_bytes = export_onnx(checkpoint.model())
     images, camids = _images(3), [0, 2, 1]
     expected = FeatureExtractor(checkpoint)(images, camids)
     onnx = FeatureExtractor(checkpoint, backend="onnx", onnx_model=onnx_bytes)

@@ -4,7 +4,7 @@ import torch
 
 from clip_reid.inference import FeatureExtractor, InvalidTextError
 from clip_reid.modeling import TextEncoder, load_clip, tokenizer_for
-from clip_reid.modeling.text_tower import MissingTextTowerError
+from clip_reid.modeling.reid_checkpoint import MissingTextTowerError
 
 SENTENCES = ["a woman in a red top", "a man with a backpack", "an elderly man in grey shorts"]
 

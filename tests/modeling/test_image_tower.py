@@ -8,14 +8,13 @@ import pytest
 import timm
 import torch
 
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip, load_reid_model
+from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, ReidConfig, load_clip
 from clip_reid.modeling import image_tower as image_tower_module
 from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
 from clip_reid.modeling.encoder_training import EncoderOptimizer, encoder_param_groups
 from clip_reid.modeling.image_tower import CnnImageTower
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.onnx_export import check_onnx, export_onnx
-from clip_reid.modeling.reid_model import reid_checkpoint
 from clip_reid.modeling.weights import WeightsError
 
 TOWER = "mobilenetv2_100"  # the smallest packaged tower: 320-wide last block, 1280-wide head
@@ -62,9 +61,9 @@ def test_file_weights_reach_the_trunk_and_checkpoints_rebuild_without_the_file(t
     spec = ClipSpec(image_tower=TOWER, image_weights=str(path))
     model = _reid(spec).eval()
     assert torch.equal(model.image_encoder.visual.trunk.conv_stem.weight, trunk.conv_stem.weight)
-    checkpoint = reid_checkpoint(model, NORM)
+    checkpoint = ReidCheckpoint.from_model(model, NORM)
     path.unlink()  # the checkpoint alone rebuilds the model
-    rebuilt = load_reid_model(checkpoint)
+    rebuilt = checkpoint.model()
     images = torch.randn(2, 3, 64, 32)
     assert torch.allclose(rebuilt(images), model(images))
 

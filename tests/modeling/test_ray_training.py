@@ -159,10 +159,10 @@ def test_stage2_on_two_workers_ends_at_the_single_process_weights(address, tiny_
     on_ray = train_encoder(train, text, backbone, model, settings, _trainer(address), 0)
     initial, single = _single_process(train, text, backbone, model, settings, sampler_seed=0)
     _, other_order = _single_process(train, text, backbone, model, settings, sampler_seed=1)
-    assert on_ray["epochs"] == 2 and set(on_ray["state_dict"]) == set(single)
+    assert on_ray.metadata["epochs"] == 2 and set(on_ray.state_dict) == set(single)
     trained = [name for name, value in initial.items() if not torch.equal(value, single[name])]
     update = _distance(single, initial, trained)
-    gap = _distance(on_ray["state_dict"], single, trained)
+    gap = _distance(on_ray.state_dict, single, trained)
     order_gap = _distance(other_order, single, trained)
     print(f"update {update:.4g}, Ray vs one process {gap:.4g}, other batch order {order_gap:.4g}")
     assert gap < 1e-3 * update and order_gap > 0.1 * update

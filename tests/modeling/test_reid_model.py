@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from clip_reid.modeling import (
@@ -6,8 +5,6 @@ from clip_reid.modeling import (
     ClipSpec,
     ReidConfig,
     load_clip,
-    load_reid_model,
-    reid_checkpoint,
 )
 
 
@@ -39,18 +36,3 @@ def test_eval_feature_before_or_after_neck():
     after.bottleneck.running_mean.fill_(1.0)
     after.bottleneck_proj.running_mean.fill_(1.0)
     assert torch.allclose(after(images), before - 1.0, atol=1e-4)
-
-
-def test_checkpoint_round_trip_rebuilds_without_the_original_weights():
-    model = _model("tiny-vit", num_cameras=2).eval()
-    checkpoint = reid_checkpoint(model, {"mean": (0.5,) * 3, "std": (0.5,) * 3}, epoch=3)
-    rebuilt = load_reid_model(checkpoint)
-    images, cams = torch.randn(2, 3, 128, 64), torch.tensor([0, 1])
-    assert torch.allclose(rebuilt(images, cams), model(images, cams))
-    assert checkpoint["epoch"] == 3
-    assert checkpoint["normalization"] == {"mean": (0.5,) * 3, "std": (0.5,) * 3}
-
-
-def test_a_checkpoint_always_names_its_pixel_normalisation():
-    with pytest.raises(ValueError, match="mean and std"):
-        reid_checkpoint(_model("tiny-vit").eval(), {"mean": (0.5,) * 3})

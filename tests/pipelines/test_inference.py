@@ -10,7 +10,8 @@ from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 from mlflow.exceptions import MlflowException
 
-from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, InvalidImageError
+from clip_reid.inference import UNKNOWN_PID, FeatureExtractor, GalleryIndex, InvalidImageError
+from clip_reid.inference.gallery_store import MilvusReference
 from clip_reid.io import MilvusGalleryDataset, PreviousCheckpointDataset, TorchCheckpointDataset
 from clip_reid.pipelines.inference import create_pipeline
 from clip_reid.pipelines.inference.nodes import (
@@ -20,6 +21,8 @@ from clip_reid.pipelines.inference.nodes import (
     list_query_images,
     publish_for_serving,
 )
+
+SAVED_GALLERY = "clip_reid.inference.gallery_store.saved_gallery"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,13 @@ def embedded(monkeypatch) -> list[int]:
     return calls
 
 
-def _embed(checkpoint, index, previous=None) -> dict:
-    return embed_gallery(checkpoint, previous, {"root": None}, index, "cosine", 64)
+def _settings(**changes) -> dict:
+    """The inference block of conf/base with ``changes``."""
+    return base_parameters("inference")["inference"] | changes
+
+
+def _embed(checkpoint, index, previous=None) -> GalleryIndex:
+    return embed_gallery(checkpoint, previous, index, _settings(), None)
 
 
 def _run_inference(checkpoint, params, index, store: Path, save_version: str):
@@ -65,15 +73,15 @@ def _run_inference(checkpoint, params, index, store: Path, save_version: str):
         "reid_model": MemoryDataset(checkpoint),
         "image_index": MemoryDataset(index),
         "dataset_root": MemoryDataset(str(demo_root)),
-        "previous_gallery_index": PreviousCheckpointDataset(filepath=gallery_file,
-                                                            version=Version(None, None)),
-        "gallery_index": TorchCheckpointDataset(filepath=gallery_file,
+        "previous_gallery_index": PreviousCheckpointDataset(
+            filepath=gallery_file, artifact=SAVED_GALLERY, version=Version(None, None)),
+        "gallery_index": TorchCheckpointDataset(filepath=gallery_file, artifact=SAVED_GALLERY,
                                                 version=Version(None, save_version)),
         "gallery_store": MilvusGalleryDataset(uri=str(store / "gallery_milvus.db")),
         "query_identities": MemoryDataset(),
     })
-    for key, item in params.items():
-        catalog[f"params:inference.{key}"] = item
+    catalog["params:inference"] = params
+    catalog["params:inference.queries"] = params["queries"]
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog.load("query_identities")
 
@@ -124,8 +132,8 @@ def test_the_milvus_store_gives_the_faiss_answers_and_embeds_an_unchanged_galler
     assert embedded == [len(queries)]  # every gallery image was in the collection already
     pd.testing.assert_frame_equal(first, second)
     reference = TorchCheckpointDataset(filepath=str(tmp_path / "milvus" / "gallery_index.pt"),
-                                       version=Version(None, None)).load()
-    assert reference["store"] == "milvus" and reference["size"] == gallery_size
+                                       artifact=SAVED_GALLERY, version=Version(None, None)).load()
+    assert isinstance(reference, MilvusReference) and reference.size == gallery_size
 
 
 def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, embedded):
@@ -133,16 +141,16 @@ def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, embedded)
     other = tiny_reid_checkpoint(tiny_index, image_size=(64, 48))
     embedded.clear()
     _embed(other, tiny_index, previous=state)
-    assert embedded == [len(state["paths"])]
+    assert embedded == [len(state)]
 
 
 def test_a_low_threshold_makes_every_query_unknown(checkpoint, demo_root, tiny_index):
     queries = list_query_images(None, str(demo_root))
     gallery = _embed(checkpoint, tiny_index)
-    found = identify_queries(queries, checkpoint, gallery, -1.0, 3, 64)
+    found = identify_queries(queries, checkpoint, gallery, _settings(threshold=-1.0, top_k=3))
     assert (found["predicted_pid"] == UNKNOWN_PID).all() and not found["known"].any()
     assert found["topk_pids"].map(len).eq(3).all()  # still the nearest candidates
-    everyone = identify_queries(queries, checkpoint, gallery, None, 3, 64)
+    everyone = identify_queries(queries, checkpoint, gallery, _settings(threshold=None, top_k=3))
     assert everyone["known"].all()
 
 
@@ -153,11 +161,11 @@ def test_a_labels_csv_gallery_wins_over_the_image_index(demo_root, tmp_path, che
         shutil.copy(image, tmp_path / image.name)
     pd.DataFrame({"image": [i.name for i in images], "pid": [7, 7, 9]}).to_csv(
         tmp_path / "labels.csv", index=False)
-    labels = {"labels_csv": str(tmp_path / "labels.csv")}
-    state = embed_gallery(checkpoint, None, labels, tiny_index, "cosine", 64)
-    assert state["pids"].tolist() == [7, 7, 9] and (state["camids"] == -1).all()
+    labels = _settings()["gallery"] | {"labels_csv": str(tmp_path / "labels.csv")}
+    state = embed_gallery(checkpoint, None, tiny_index, _settings(gallery=labels), None)
+    assert state.pids.tolist() == [7, 7, 9] and (state.camids == -1).all()
     query = pd.DataFrame({"image": [base64.b64encode(images[2].read_bytes()).decode()]})
-    found = identify_queries(query, checkpoint, state, None, 5, 64)
+    found = identify_queries(query, checkpoint, state, _settings(threshold=None, top_k=5))
     assert found.loc[0, "predicted_pid"] == 9 and found.loc[0, "name"] == "query 0"
     assert found.loc[0, "distance"] == pytest.approx(0, abs=1e-5)
 
@@ -168,15 +176,15 @@ def test_bad_queries_and_a_gallery_of_another_backbone_fail_clearly(checkpoint, 
     good = str(sorted((demo_root / "query").iterdir())[0])
     bad = pd.DataFrame({"image": [good, "bm90IGFuIGltYWdl"], "name": ["ok", "upload"]})
     with pytest.raises(InvalidImageError, match="1 of 2 query image.*upload"):
-        identify_queries(bad, checkpoint, gallery, 0.5, 5, 64)
+        identify_queries(bad, checkpoint, gallery, _settings())
     with pytest.raises(MlflowException, match="upload") as raised:
-        identify_queries_served(bad, checkpoint, gallery, 0.5, 5, 64)
+        identify_queries_served(bad, checkpoint, gallery, _settings())
     assert raised.value.get_http_status_code() == 400
 
     vit = tiny_reid_checkpoint(tiny_index, arch="tiny-vit")
-    with pytest.raises(ValueError, match="another model or backbone"):
-        identify_queries(bad.iloc[:1], vit, gallery, 0.5, 5, 64)
-    with pytest.raises(ValueError, match="embedded by another model"):
+    with pytest.raises(ValueError, match="The gallery was embedded by model"):
+        identify_queries(bad.iloc[:1], vit, gallery, _settings())
+    with pytest.raises(ValueError, match="gallery_index was embedded by model"):
         publish_for_serving(vit, gallery)
 
 
@@ -184,7 +192,8 @@ def test_the_published_model_names_its_fingerprint_and_is_built_once(checkpoint,
                                                                      tiny_index):
     gallery = _embed(checkpoint, tiny_index)
     served_model, served_gallery = publish_for_serving(checkpoint, gallery)
-    assert served_model["fingerprint"] == gallery["fingerprint"] and served_gallery is gallery
+    assert served_model.to_state()["fingerprint"] == gallery.fingerprint
+    assert served_gallery is gallery
     query = list_query_images(None, str(demo_root)).iloc[:1]
     query["image"] = [base64.b64encode(Path(path).read_bytes()).decode() for path in query.image]
     built = []
@@ -197,5 +206,5 @@ def test_the_published_model_names_its_fingerprint_and_is_built_once(checkpoint,
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FeatureExtractor, "__init__", counting)
         for _ in range(3):  # every request gets its own deep copy of the checkpoint
-            identify_queries_served(query, copy.deepcopy(served_model), gallery, 0.5, 5, 64)
+            identify_queries_served(query, copy.deepcopy(served_model), gallery, _settings())
     assert len(built) <= 1

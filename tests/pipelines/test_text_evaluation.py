@@ -7,7 +7,7 @@ from builders import TRAINING_DATASET, base_parameters, run_pipeline
 from clip_reid.data.attribute_sentences import attribute_sentences
 from clip_reid.data.attributes import read_attribute_mat
 from clip_reid.data.caption_sources import attribute_captions
-from clip_reid.metrics.evaluation import EvaluationSettings
+from clip_reid.evaluation.settings import EvaluationSettings
 from clip_reid.pipelines.evaluation import create_baseline_pipeline, create_pipeline
 from clip_reid.pipelines.evaluation.nodes import untrained_model
 from clip_reid.settings_base import SettingsError

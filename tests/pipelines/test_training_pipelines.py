@@ -9,7 +9,6 @@ from clip_reid.modeling import (
     PromptLearner,
     TextEncoder,
     load_clip,
-    load_reid_model,
     tokenizer_for,
 )
 from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
@@ -19,7 +18,6 @@ from clip_reid.modeling.prompt_learning import (
     PromptLearningSettings,
     cache_train_features,
 )
-from clip_reid.modeling.text_tower import load_text_tower
 from clip_reid.modeling.trainer import TrainerSettings
 from clip_reid.pipelines import encoder_training, prompt_learning
 
@@ -88,14 +86,14 @@ def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_ind
             "labels": torch.arange(8)}
     first = _stage2(tiny_index, text, tiny_params)["reid_model"]
     second = _stage2(tiny_index, text, tiny_params)["reid_model"]
-    assert first["final_metrics"]["loss_epoch"] == second["final_metrics"]["loss_epoch"]
-    model = load_reid_model(first)
+    assert first.metadata["final_metrics"]["loss_epoch"] == second.metadata["final_metrics"]["loss_epoch"]
+    model = first.model()
     assert model(torch.randn(2, 3, 64, 32)).shape == (2, 640)
-    assert first["config"]["num_classes"] == 8
-    stored = first["text_tower"]["state_dict"]  # the backbone's frozen text tower, for text search
+    assert first.config.num_classes == 8
+    stored = first.text_tower  # the backbone's frozen text tower, for text search
     backbone = load_clip(ClipSpec(**tiny_params["model"]["clip"]))
     assert all(torch.equal(stored[k], v) for k, v in backbone.state_dict().items() if k in stored)
-    assert set(stored) == set(load_text_tower(first).state_dict())
+    assert set(stored) == set(first.text_encoder().state_dict())
 
 
 def test_encoder_training_caption_term_trains_and_needs_training_captions(tiny_index,
@@ -107,7 +105,7 @@ def test_encoder_training_caption_term_trains_and_needs_training_captions(tiny_i
     captions = pd.DataFrame({"path": train.path, "pid": train.pid, "source": "csv",
                              "caption": [f"a person number {pid}" for pid in train.pid]})
     checkpoint = _stage2(tiny_index, text, tiny_params, captions)["reid_model"]
-    assert checkpoint["final_metrics"]["caption_loss_epoch"] > 0
+    assert checkpoint.metadata["final_metrics"]["caption_loss_epoch"] > 0
     test = tiny_index[tiny_index.split != "train"]
     test_only = pd.DataFrame({"path": test.path, "pid": test.pid, "source": "csv",
                               "caption": "a test person"})
@@ -126,8 +124,8 @@ def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
     tiny_params["trainer"].update(devices=2, strategy="ddp_spawn")
     text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
     checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
-    assert checkpoint["epochs"] == 2
-    model = load_reid_model(checkpoint)
+    assert checkpoint.metadata["epochs"] == 2
+    model = checkpoint.model()
     assert torch.isfinite(model(torch.randn(2, 3, 64, 32))).all()
 
 

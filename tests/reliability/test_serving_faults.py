@@ -20,7 +20,7 @@ from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
 from clip_reid.inference.images import ImageTooLargeError
 from clip_reid.inference.serving import ServingSettings, shown_paths
 from clip_reid.inference.text_search import TextSearchSettings, search_by_text
-from clip_reid.io.checkpoint_file import CheckpointFileError
+from clip_reid.modeling.checkpoint_file import CheckpointFileError
 from clip_reid.pipelines.inference import nodes
 from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
 from clip_reid.text_limits import MAX_WORD_CHARS

@@ -15,7 +15,7 @@ from clip_reid.data.market import build_image_index
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 from clip_reid.inference.gallery_store import TOKEN_VARIABLE, Gallery
 from clip_reid.inference.milvus_gallery import MilvusGallery
-from clip_reid.io.checkpoint_file import load_checkpoint_file
+from clip_reid.modeling.checkpoint_file import load_checkpoint_file
 
 logger = logging.getLogger("clip_reid.app")
 

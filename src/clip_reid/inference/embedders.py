@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference.extractor import FeatureExtractor
 from clip_reid.inference.gallery import Embedder
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 
 
-def gallery_embedder(checkpoint: dict[str, Any], batch_size: int,
+def gallery_embedder(checkpoint: ReidCheckpoint, batch_size: int,
                      engine: EmbeddingEngineSettings) -> Embedder:
     """What ``GalleryIndex.build`` embeds with; Ray is imported only for ``engine: ray``."""
     if engine.engine == "ray":

@@ -12,14 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clip_reid.data.transforms import build_test_transform
-from clip_reid.inference.fingerprint import checkpoint_fingerprint
 from clip_reid.inference.images import decode_image
 from clip_reid.inference.onnx_runner import OnnxRunner
 from clip_reid.inference.text_queries import checked_sentences
-from clip_reid.io.checkpoint_file import load_checkpoint_file
-from clip_reid.modeling import ClipReidModel, ReidConfig, TextEncoder, load_reid_model
-from clip_reid.modeling.text_tower import encode_tokens, has_text_tower, load_text_tower
+from clip_reid.modeling import ClipReidModel, ReidCheckpoint, ReidConfig, TextEncoder
+from clip_reid.modeling.text_tower import encode_tokens
 
 BACKENDS = ("torch", "onnx")
 
@@ -27,8 +24,8 @@ BACKENDS = ("torch", "onnx")
 class FeatureExtractor:
     """Callable: a list of images (paths, bytes, base64, PIL, arrays) → (N, feature_dim) features.
 
-    ``checkpoint`` is a ReID checkpoint file (.pt) or the loaded dict (the ``reid_model`` catalog
-    entry). ``backend="onnx"`` runs ``onnx_model`` (path or bytes of the checkpoint's ONNX export)
+    ``checkpoint`` is a ReID checkpoint file (.pt) or a ReidCheckpoint (the ``reid_model``
+    catalog entry). ``backend="onnx"`` runs ``onnx_model`` (path or bytes of the checkpoint's ONNX export)
     with onnxruntime instead of PyTorch; the PyTorch model is then never built. ``onnx_threads``
     caps onnxruntime's intra-op threads (default: one per core), e.g. one per serving worker.
     """
@@ -36,7 +33,7 @@ class FeatureExtractor:
     _last: ClassVar[dict[tuple[str, int], FeatureExtractor]] = {}  # see ``cached``
     _last_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, checkpoint: str | Path | dict[str, Any], device: str = "cpu",
+    def __init__(self, checkpoint: str | Path | ReidCheckpoint, device: str = "cpu",
                  batch_size: int = 64, backend: str = "torch", onnx_model: Any = None,
                  onnx_threads: int | None = None) -> None:
         if backend not in BACKENDS:
@@ -45,14 +42,10 @@ class FeatureExtractor:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if backend == "onnx" and str(device) != "cpu":
             raise ValueError(f"The onnx backend runs on the CPU only; got device={device!r}.")
-        checkpoint = _load_checkpoint(checkpoint)
-        self._config = ReidConfig.from_dict(checkpoint["config"])
-        norm = checkpoint["normalization"]
-        self._transform = build_test_transform(self._config.image_size, norm["mean"], norm["std"])
-        self._feature_dim = _feature_dim(checkpoint["state_dict"])
-        self._projection_dim = int(checkpoint["state_dict"]["bottleneck_proj.weight"].numel())
-        self._checkpoint = checkpoint  # for the fingerprint, hashed only when asked for
-        self._fingerprint: str | None = None
+        checkpoint = _as_checkpoint(checkpoint)
+        self._config = checkpoint.config
+        self._transform = checkpoint.test_transform()
+        self._checkpoint = checkpoint
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.backend = backend
@@ -60,23 +53,22 @@ class FeatureExtractor:
         self._text_encoder: TextEncoder | None = None
         self._onnx: OnnxRunner | None = None
         if backend == "onnx":
-            self._onnx = OnnxRunner(onnx_model, self._config, self._feature_dim, onnx_threads)
+            self._onnx = OnnxRunner(onnx_model, self._config, checkpoint.feature_dim,
+                                    onnx_threads)
         else:
-            self._model = load_reid_model(checkpoint).to(self.device).eval()
+            self._model = checkpoint.model().to(self.device).eval()
 
     @classmethod
-    def cached(cls, checkpoint: dict[str, Any], batch_size: int = 64) -> FeatureExtractor:
+    def cached(cls, checkpoint: ReidCheckpoint, batch_size: int = 64) -> FeatureExtractor:
         """The PyTorch CPU extractor of ``checkpoint``, reused while the same model (by
         fingerprint) and batch size are asked for: a served model gets a fresh deep copy of its
         checkpoint with every request, and rebuilding the network each time would dominate the
         latency. Only the latest is kept, so one model stays in memory."""
-        key = (checkpoint_fingerprint(checkpoint), int(batch_size))
+        key = (checkpoint.fingerprint, int(batch_size))
         with cls._last_lock:
             if key not in cls._last:
                 cls._last.clear()
-                extractor = cls(checkpoint, batch_size=batch_size)
-                extractor._fingerprint = key[0]
-                cls._last[key] = extractor
+                cls._last[key] = cls(checkpoint, batch_size=batch_size)
             return cls._last[key]
 
     @property
@@ -84,19 +76,23 @@ class FeatureExtractor:
         return self._config
 
     @property
+    def checkpoint(self) -> ReidCheckpoint:
+        return self._checkpoint
+
+    @property
     def feature_dim(self) -> int:
-        return self._feature_dim
+        return self._checkpoint.feature_dim
 
     @property
     def projection_dim(self) -> int:
         """Width of the image projection: the LAST ``projection_dim`` columns of the test feature,
         and the width of :meth:`encode_text` features."""
-        return self._projection_dim
+        return self._checkpoint.projection_dim
 
     @property
     def supports_text(self) -> bool:
         """Whether the checkpoint stores the text tower that :meth:`encode_text` needs."""
-        return has_text_tower(self._checkpoint)
+        return self._checkpoint.has_text_tower
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -105,12 +101,10 @@ class FeatureExtractor:
 
     @property
     def fingerprint(self) -> str:
-        """Stable hash of the checkpoint (config, normalisation, weights); see model_fingerprint.
-        Computed on first use (or read from a published checkpoint): serving that only searches
-        never pays for hashing the weights."""
-        if self._fingerprint is None:
-            self._fingerprint = checkpoint_fingerprint(self._checkpoint)
-        return self._fingerprint
+        """Stable hash of the checkpoint (see ReidCheckpoint.fingerprint). Computed on first use
+        (or read from a published checkpoint): serving that only searches never pays for hashing
+        the weights."""
+        return self._checkpoint.fingerprint
 
     def __call__(self, images: Iterable[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
         """Float32 CPU features, one row per image, in input order. ``camids`` (camera index per
@@ -165,7 +159,7 @@ class FeatureExtractor:
     def _text_tower(self) -> TextEncoder:
         """Built on first use: image-only callers never pay for the text tower."""
         if self._text_encoder is None:
-            self._text_encoder = load_text_tower(self._checkpoint).to(self.device)
+            self._text_encoder = self._checkpoint.text_encoder().to(self.device)
         return self._text_encoder
 
     @torch.inference_mode()
@@ -196,27 +190,14 @@ class FeatureExtractor:
         return cameras
 
 
-def _load_checkpoint(checkpoint: str | Path | dict[str, Any]) -> dict[str, Any]:
+def _as_checkpoint(checkpoint: str | Path | ReidCheckpoint) -> ReidCheckpoint:
     if isinstance(checkpoint, str | Path):
-        checkpoint = load_checkpoint_file(
-            checkpoint, "copy it again, or re-run the encoder_training pipeline that writes it")
-    if not isinstance(checkpoint, dict) or not {"config", "state_dict"} <= set(checkpoint):
-        raise ValueError(
-            "Not a ReID model checkpoint: expected a dict with 'config', 'state_dict' and "
-            "'normalization' (the encoder_training pipeline's reid_model)."
-        )
-    if "normalization" not in checkpoint:
-        raise ValueError(
-            "The checkpoint lacks its pixel 'normalization' (mean/std), so test preprocessing "
-            "cannot be reproduced: re-save it with the encoder_training pipeline."
-        )
+        return ReidCheckpoint.load(checkpoint)
+    if not isinstance(checkpoint, ReidCheckpoint):
+        raise TypeError(
+            f"checkpoint must be a ReidCheckpoint or the path of its file, got "
+            f"{type(checkpoint).__name__}: load a saved dict with ReidCheckpoint.from_state.")
     return checkpoint
-
-
-def _feature_dim(state_dict: dict[str, torch.Tensor]) -> int:
-    """concat(final, projection) width, read from the BN necks so ONNX needs no torch model."""
-    necks = ("bottleneck.weight", "bottleneck_proj.weight")
-    return int(sum(state_dict[name].numel() for name in necks))
 
 
 def _as_list(images: Iterable[Any]) -> list[Any]:

@@ -87,7 +87,7 @@ class GalleryIndex:
     @classmethod
     def build(cls, extractor: Embedder, paths: Sequence[Any], pids: Sequence[int],
               camids: Sequence[int] | None = None, metric: str = "cosine",
-              previous: GalleryIndex | dict[str, Any] | None = None,
+              previous: GalleryIndex | None = None,
               index: str | AnnSettings = "auto",
               timestamps: Sequence[float] | None = None) -> GalleryIndex:
         """A gallery of ``paths`` that reuses ``previous``'s features of the same paths when they
@@ -303,14 +303,12 @@ def _checked_rows(paths: Sequence[Any], pids: Sequence[int], camids: Sequence[in
     return paths, pids, camids, times
 
 
-def _reusable(previous: GalleryIndex | dict[str, Any] | None,
+def _reusable(previous: GalleryIndex | None,
               fingerprint: str) -> tuple[dict[str, int], torch.Tensor]:
     """(path → row, features) of the previous gallery if its features come from this model.
     Stored features are raw (not normalised), so they stay valid when only the metric changes."""
     if previous is None:
         return {}, torch.empty(0)
-    if isinstance(previous, dict):
-        previous = GalleryIndex.from_state(previous)
     if previous.fingerprint != fingerprint:
         logger.info("Gallery: the model changed (fingerprint %s -> %s); re-embedding every image.",
                     previous.fingerprint or "unknown", fingerprint)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +22,6 @@ from clip_reid.inference.serving import ServingSettings, common_folder, shown_pa
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_KEYS = ("store", "uri", "collection", "fingerprint", "metric", "size", "path_root")
 TOKEN_VARIABLE = "CLIP_REID_MILVUS_TOKEN"  # the served model's token for a secured cluster
 EMBED_CHUNK = 4096  # images embedded and upserted at a time: bounded memory at any gallery size
 
@@ -42,6 +42,44 @@ class Gallery(Protocol):
                     where: GalleryFilter | None = None) -> pd.DataFrame: ...
 
 
+@dataclass(frozen=True)
+class MilvusReference:
+    """What ``gallery_index`` saves for a Milvus gallery: where the collection is, which model
+    embedded it, its size, and the common folder of its paths (it holds no path list)."""
+
+    uri: str
+    collection: str
+    fingerprint: str
+    metric: str
+    size: int
+    path_root: str | None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"store": "milvus", **asdict(self)}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], source: str) -> MilvusReference:
+        fields = ("uri", "collection", "fingerprint", "metric", "size", "path_root")
+        missing = [key for key in fields if key not in state]
+        if missing:
+            raise ValueError(f"{source} is not a gallery store reference: keys {missing} are "
+                             "missing. Re-run kedro run --pipeline inference.")
+        return cls(**{key: state[key] for key in fields})
+
+
+SavedGallery = GalleryIndex | MilvusReference  # what the gallery_index catalog entry holds
+
+
+def saved_gallery(state: Any, source: str = "gallery_index") -> SavedGallery:
+    """The ``gallery_index`` artifact a saved state describes (the catalog's reader)."""
+    if isinstance(state, Mapping) and state.get("store") == "milvus":
+        return MilvusReference.from_state(state, source)
+    try:
+        return GalleryIndex.from_state(state)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
+
+
 class StoreEmbedder(Protocol):
     fingerprint: str
     feature_dim: int
@@ -51,7 +89,7 @@ class StoreEmbedder(Protocol):
 
 
 def embed_into_milvus(extractor: StoreEmbedder, images: pd.DataFrame, gallery: MilvusGallery,
-                      metric: str) -> dict[str, Any]:
+                      metric: str) -> MilvusReference:
     """Embed the images of ``images`` (path, pid, camid, timestamp) that the collection does not
     hold yet for this model, upsert them, and return the reference ``gallery_index`` saves.
     Images already stored are not re-embedded (an unchanged folder costs no forward pass);
@@ -69,56 +107,42 @@ def embed_into_milvus(extractor: StoreEmbedder, images: pd.DataFrame, gallery: M
     logger.info("Milvus gallery %s/%s: %d images stored already, %d embedded; %d rows (model %s).",
                 gallery.uri, gallery.collection, len(images) - len(todo), len(todo), size,
                 extractor.fingerprint)
-    return {"store": "milvus", "uri": _absolute(gallery.uri), "collection": gallery.collection,
-            "fingerprint": extractor.fingerprint, "metric": metric, "size": size,
-            "path_root": common_folder(images["path"].tolist())}
+    return MilvusReference(_absolute(gallery.uri), gallery.collection, extractor.fingerprint,
+                           metric, size, common_folder(images["path"].tolist()))
 
 
-def is_reference(state: dict[str, Any]) -> bool:
-    return state.get("store") == "milvus"
-
-
-def open_gallery(state: dict[str, Any], store: MilvusGallery | None = None) -> Gallery:
-    """The gallery a ``gallery_index`` state describes: a GalleryIndex, or the Milvus collection
-    it refers to (``store`` when given, e.g. the catalog's ``gallery_store`` with its
+def open_gallery(saved: SavedGallery, store: MilvusGallery | None = None) -> Gallery:
+    """The gallery ``saved`` describes: the GalleryIndex itself, or the Milvus collection a
+    reference points to (``store`` when given, e.g. the catalog's ``gallery_store`` with its
     credentials; else a connection by the reference alone, token from CLIP_REID_MILVUS_TOKEN)."""
-    if not is_reference(state):
-        return GalleryIndex.from_state(state)
-    missing = [key for key in REFERENCE_KEYS if key not in state]
-    if missing:
-        raise ValueError(f"Not a gallery store reference: keys {missing} are missing.")
+    if isinstance(saved, GalleryIndex):
+        return saved
     if store is None:
-        key = (state["uri"], state["collection"])
+        key = (saved.uri, saved.collection)
         if key not in _opened:
             _opened[key] = MilvusGallery(*key, token=os.environ.get(TOKEN_VARIABLE))
         store = _opened[key]
-    elif (_absolute(store.uri), store.collection) != (state["uri"], state["collection"]):
+    elif (_absolute(store.uri), store.collection) != (saved.uri, saved.collection):
         raise ValueError(
-            f"gallery_index refers to collection {state['collection']!r} at {state['uri']}, but "
+            f"gallery_index refers to collection {saved.collection!r} at {saved.uri}, but "
             f"the catalog's gallery_store is {store.collection!r} at {store.uri}: run with the "
             "same inference.gallery.uri that embedded the gallery.")
     stored = store.fingerprint
-    if stored != state["fingerprint"]:
+    if stored != saved.fingerprint:
         raise ValueError(
             f"Collection {store.collection!r} at {store.uri} now holds model "
-            f"{stored or 'nothing'}, not the model {state['fingerprint']} gallery_index was "
+            f"{stored or 'nothing'}, not the model {saved.fingerprint} gallery_index was "
             "embedded with: re-run kedro run --pipeline inference.")
     return store
 
 
-def faiss_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``state`` if it is a GalleryIndex's (whose features a faiss build may reuse), else None
-    (nothing saved yet, or a reference to a Milvus collection)."""
-    return None if state is None or is_reference(state) else state
-
-
-def served_paths(found: pd.DataFrame, state: dict[str, Any],
+def served_paths(found: pd.DataFrame, saved: SavedGallery,
                  settings: ServingSettings) -> pd.DataFrame:
     """``found``'s paths as the serving settings show them; relative to the gallery's common
     folder, which a store reference records (it holds no path list)."""
-    if not is_reference(state):
-        return shown_paths(found, list(state["paths"]), settings)
-    root = settings.path_root or state["path_root"]
+    if isinstance(saved, GalleryIndex):
+        return shown_paths(found, saved.paths, settings)
+    root = settings.path_root or saved.path_root
     return shown_paths(found, [], replace(settings, path_root=root or None))
 
 

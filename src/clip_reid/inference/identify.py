@@ -49,12 +49,9 @@ def identify(
                          "or a 'text' column (a description of the person).")
     if queries.empty:
         raise ValueError("No query image was given.")
-    if gallery.fingerprint != extractor.fingerprint:
-        raise ValueError(
-            f"The gallery was embedded by model {gallery.fingerprint}, not by this checkpoint "
-            f"({extractor.fingerprint}): it comes from another model or backbone. Re-embed the "
-            "gallery with this model (kedro run --pipelines inference does it)."
-        )
+    extractor.checkpoint.require_model(
+        gallery.fingerprint, "The gallery",
+        "re-embed it with this model (kedro run --pipelines inference does it).")
     names = _query_names(queries)
     is_text = _text_rows(queries, names)
     filters = pd.Series(_row_filters(queries), index=queries.index)

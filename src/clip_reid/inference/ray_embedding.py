@@ -24,10 +24,10 @@ from clip_reid.data.image_dataset import ImageReadError, read_rgb
 from clip_reid.data.splits import select_split
 from clip_reid.data.transforms import build_test_transform
 from clip_reid.engine_settings import EmbeddingEngineSettings
-from clip_reid.inference.fingerprint import checkpoint_fingerprint
+from clip_reid.evaluation.feature_set import FeatureSet
 from clip_reid.inference.images import InvalidImageError, decode_image
 from clip_reid.modeling.features import DTYPES, test_forward
-from clip_reid.modeling.reid_model import ReidConfig, load_reid_model
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.ray_session import connect
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class _EmbedActor:
 
     def __init__(self, checkpoint_ref: list[Any], flip: bool, dtype: str, use_gpu: bool) -> None:
         self.device = torch.device("cuda" if use_gpu else "cpu")
-        self.model = load_reid_model(ray.get(checkpoint_ref[0])).to(self.device).eval()
+        self.model = ray.get(checkpoint_ref[0]).model().to(self.device).eval()
         self.use_cameras = self.model.config.num_cameras > 0
         self.flip, self.dtype = flip, dtype
 
@@ -86,14 +86,13 @@ class _EmbedActor:
         return {"row": batch["row"], "feature": features.numpy(), "error": batch["error"]}
 
 
-def embedding_dataset(checkpoint_ref: Any, checkpoint: dict[str, Any], paths: Sequence[str],
+def embedding_dataset(checkpoint_ref: Any, checkpoint: ReidCheckpoint, paths: Sequence[str],
                       camids: Sequence[int], settings: EmbeddingEngineSettings, batch_size: int,
                       reader: Reader, flip: bool = False, dtype: str = "fp32") -> ray.data.Dataset:
     """The lazy pipeline paths → decoded crops → features (rows tagged with their position)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
-    config = ReidConfig.from_dict(checkpoint["config"])
-    norm = checkpoint["normalization"]
+    norm = checkpoint.normalization
     frame = pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
                           "path": [str(path) for path in paths],
                           "camid": np.asarray(camids, dtype=np.int64)})
@@ -106,8 +105,8 @@ def embedding_dataset(checkpoint_ref: Any, checkpoint: dict[str, Any], paths: Se
         # and decoding is meant to be a CPU stage of its own.
         .map_batches(_decode, batch_format="numpy", num_cpus=settings.decode_cpus,
                      max_calls=0,
-                     fn_kwargs={"reader": reader, "size": tuple(config.image_size),
-                                "mean": norm["mean"], "std": norm["std"]})
+                     fn_kwargs={"reader": reader, "size": checkpoint.image_size,
+                                "mean": norm.mean, "std": norm.std})
         .map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size,
                      fn_constructor_args=([checkpoint_ref], flip, dtype,
                                           settings.gpus_per_actor > 0),
@@ -138,7 +137,7 @@ def collect_in_order(dataset: ray.data.Dataset, count: int, reader: Reader) -> t
     return torch.from_numpy(np.concatenate(features)[order])
 
 
-def embed_on_ray(checkpoint: dict[str, Any], paths: Sequence[str], camids: Sequence[int],
+def embed_on_ray(checkpoint: ReidCheckpoint, paths: Sequence[str], camids: Sequence[int],
                  settings: EmbeddingEngineSettings, batch_size: int,
                  reader: Reader = INFERENCE_READER, flip: bool = False,
                  dtype: str = "fp32") -> torch.Tensor:
@@ -156,20 +155,18 @@ class RayEmbedder:
     """The ``Embedder`` of ``GalleryIndex.build`` on Ray: same fingerprint and features as a
     FeatureExtractor of the same checkpoint (to float tolerance)."""
 
-    def __init__(self, checkpoint: dict[str, Any], settings: EmbeddingEngineSettings,
+    def __init__(self, checkpoint: ReidCheckpoint, settings: EmbeddingEngineSettings,
                  batch_size: int) -> None:
         self._checkpoint = checkpoint
         self._settings = settings
         self._batch_size = batch_size
-        self._config = ReidConfig.from_dict(checkpoint["config"])
-        self.fingerprint = checkpoint_fingerprint(checkpoint)
-        state = checkpoint["state_dict"]
-        self.projection_dim = int(state["bottleneck_proj.weight"].numel())
-        self.feature_dim = int(state["bottleneck.weight"].numel()) + self.projection_dim
+        self.fingerprint = checkpoint.fingerprint
+        self.projection_dim = checkpoint.projection_dim
+        self.feature_dim = checkpoint.feature_dim
 
     def __call__(self, images: list[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
         cameras = list(camids) if camids is not None else [0] * len(images)
-        cameras_used = self._config.num_cameras
+        cameras_used = self._checkpoint.config.num_cameras
         if cameras_used and not all(0 <= int(cam) < cameras_used for cam in cameras):
             raise ValueError(f"camids must be in [0, {cameras_used}) (the cameras the model was "
                              "trained with) for every gallery image.")
@@ -177,18 +174,16 @@ class RayEmbedder:
                             self._settings, self._batch_size)
 
 
-def embed_splits_on_ray(checkpoint: dict[str, Any], image_index: pd.DataFrame,
+def embed_splits_on_ray(checkpoint: ReidCheckpoint, image_index: pd.DataFrame,
                         splits: tuple[str, ...], settings: EmbeddingEngineSettings,
-                        batch_size: int, flip: bool = False, dtype: str = "fp32",
-                        ) -> tuple[dict[str, Any], ...]:
-    """``embed_splits`` on Ray: features, pids, camids and paths of each split."""
+                        batch_size: int, flip: bool, dtype: str) -> tuple[FeatureSet, ...]:
+    """``embed_splits`` on Ray: the features of each split's images."""
     outputs = []
     for split in splits:
         frame = select_split(image_index, split)
         features = embed_on_ray(checkpoint, frame["path"].astype(str).tolist(),
                                 frame["camid"].astype(int).tolist(), settings, batch_size,
                                 EVALUATION_READER, flip, dtype)
-        outputs.append({"features": features, "pids": torch.tensor(frame["pid"].to_numpy()),
-                        "camids": torch.tensor(frame["camid"].to_numpy()),
-                        "paths": frame["path"].tolist()})
+        outputs.append(FeatureSet(features, frame["pid"].to_numpy(), frame["camid"].to_numpy(),
+                                  tuple(frame["path"]), checkpoint.fingerprint))
     return tuple(outputs)

@@ -72,12 +72,9 @@ def search_by_text(queries: list[str], extractor: FeatureExtractor, gallery: Gal
     """One row per (sentence, rank): pid, camid, path and cosine similarity of the top-k
     gallery images (``RESULT_COLUMNS``), among the cameras and time window of the settings
     (all by default); each sentence's best answer is logged."""
-    if gallery.fingerprint != extractor.fingerprint:
-        raise ValueError(
-            f"The gallery_index was embedded by model {gallery.fingerprint}, not by the latest "
-            f"reid_model ({extractor.fingerprint}): re-embed it with kedro run --pipelines "
-            "inference (or pass matching --load-versions)."
-        )
+    extractor.checkpoint.require_model(
+        gallery.fingerprint, "The gallery_index",
+        "re-embed it with kedro run --pipelines inference (or pass matching --load-versions).")
     features = extractor.encode_text(queries, truncate=settings.truncate)
     found = gallery.search_text(features, k=settings.top_k, where=settings.where)
     rows = [

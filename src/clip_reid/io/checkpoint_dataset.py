@@ -1,7 +1,8 @@
 """A Kedro dataset for model checkpoints that saves and loads the same thing, safely.
 
-A checkpoint is a plain dict (tensors, numbers, strings, lists and dicts of them, e.g.
-``{"config": {...}, "state_dict": {...}}``). Saving writes a temporary file next to the target
+A checkpoint file is a plain dict (tensors, numbers, strings, lists and dicts of them, e.g.
+``{"config": {...}, "state_dict": {...}}``); the dataset can hand out a typed artifact built
+from it (``artifact:``). Saving writes a temporary file next to the target
 and renames it, so an interrupted save never leaves a file that looks complete (which
 ``--only-missing-outputs`` would trust). Loading uses ``torch.load(weights_only=True)``, so a
 checkpoint cannot run code.
@@ -24,6 +25,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+from kedro.utils import load_obj
 
 from clip_reid.load_errors import load_failure
 
@@ -86,30 +88,60 @@ class AtomicFileDataset(AbstractVersionedDataset):
 
 
 class TorchCheckpointDataset(AtomicFileDataset):
-    """Save/load a checkpoint dict with ``torch.save`` / ``torch.load(weights_only=True)``.
+    """Save/load a checkpoint with ``torch.save`` / ``torch.load(weights_only=True)``.
+
+    With ``artifact`` (the import path of a class with ``to_state()`` and
+    ``from_state(state, source)``, e.g. ``clip_reid.modeling.ReidCheckpoint``, or of a function
+    ``(state, source) -> object``) the dataset saves ``data.to_state()`` and returns the typed
+    object; the file stays a plain dict. Without it, a plain dict.
 
     Example catalog entry::
 
         reid_model:
           type: clip_reid.io.TorchCheckpointDataset
           filepath: data/06_models/reid_model.pt
+          artifact: clip_reid.modeling.ReidCheckpoint
           versioned: true
     """
 
-    def _write(self, data: dict, stream: BinaryIO) -> None:
+    def __init__(self, *, filepath: str, artifact: str | None = None,
+                 version: Version | None = None, credentials: dict[str, Any] | None = None,
+                 fs_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath=filepath, version=version, credentials=credentials,
+                         fs_args=fs_args, metadata=metadata)
+        self._artifact_path = artifact
+        self._artifact = load_obj(artifact) if artifact else None
+
+    def _write(self, data: Any, stream: BinaryIO) -> None:
+        if self._artifact is not None:
+            expected = self._artifact if isinstance(self._artifact, type) else object
+            if not isinstance(data, expected) or not hasattr(data, "to_state"):
+                raise DatasetError(f"{self._filepath} holds a {self._artifact_path}, got "
+                                   f"{type(data).__name__}.")
+            data = data.to_state()
         if not isinstance(data, dict):
             raise DatasetError(f"A checkpoint must be a dict, got {type(data).__name__}.")
         torch.save(data, stream)
 
-    def _read(self, stream: BinaryIO, path: str) -> dict:
+    def _read(self, stream: BinaryIO, path: str) -> Any:
         try:
-            return torch.load(stream, map_location="cpu", weights_only=True)
+            state = torch.load(stream, map_location="cpu", weights_only=True)
         except Exception as error:
             raise DatasetError(
                 f"Cannot load checkpoint {path}: {load_failure(error, _start(stream))}. The file "
                 "is damaged or not a checkpoint written by this project; delete it and re-run "
                 "the stage that writes it."
             ) from error
+        if self._artifact is None:
+            return state
+        try:
+            return getattr(self._artifact, "from_state", self._artifact)(state, path)
+        except ValueError as error:
+            raise DatasetError(str(error)) from error
+
+    def _describe(self) -> dict[str, Any]:
+        return {**super()._describe(), "artifact": self._artifact_path}
 
 
 def _start(stream: BinaryIO) -> bytes | None:

@@ -68,6 +68,15 @@ class RankingLabels:
         )
 
 
+    def check_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """(num_query, num_gallery) if ``shape`` is that of these labels' ranking."""
+        expected = (len(self.q_pids), len(self.g_pids))
+        if tuple(shape) != expected:
+            raise ValueError(f"The ranking has shape {tuple(shape)} but the labels are of "
+                             f"{expected[0]} queries and {expected[1]} gallery items.")
+        return expected
+
+
 def distance_matrix_array(distmat: Any) -> np.ndarray:
     """A 2-d float32/float64 C-contiguous distance matrix (NaN and inf are checked per chunk)."""
     array = to_numpy(distmat, "distmat")

@@ -50,12 +50,21 @@ def evaluate_rank(
     processed at a time, which bounds the working memory to a few (chunk_size, num_gallery)
     arrays.
     """
+    distances = distance_matrix_array(distmat)
+    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, *distances.shape)
+    return evaluate_rank_labelled(distances, labels, max_rank, ap_mode, chunk_size)
+
+
+def evaluate_rank_labelled(
+    distmat: Any, labels: RankingLabels, max_rank: int = 50, ap_mode: str = "standard",
+    chunk_size: int = 64,
+) -> RankResult:
+    """:func:`evaluate_rank` with labels already checked (one ranking, many reports)."""
     check_ap_mode(ap_mode)
     check_positive(max_rank, "max_rank")
     check_positive(chunk_size, "chunk_size")
     distances = distance_matrix_array(distmat)
-    num_query, num_gallery = distances.shape
-    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, num_query, num_gallery)
+    num_query, num_gallery = labels.check_shape(distances.shape)
     candidates = MatchTable(labels)
     junk_columns = np.flatnonzero(labels.g_pids == JUNK_PID)  # the same for every query
     scores = ScoreAccumulator(num_query, min(max_rank, num_gallery))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+HEADLINE_METRICS = ("rank1", "rank5", "rank10", "mAP", "mINP")
+
 
 @dataclass(frozen=True)
 class RankResult:
@@ -34,6 +36,13 @@ class RankResult:
                 "min(max_rank, gallery size); Rank-10 needs a gallery of at least 10 images."
             )
         return float(self.cmc[k - 1])
+
+    def headline(self) -> dict[str, float]:
+        """The reported numbers (fractions), keyed as HEADLINE_METRICS. A curve shorter than 10
+        (a gallery of fewer images) has reached its final value, which is then Rank-5/10."""
+        last = len(self.cmc)
+        return {"rank1": self.rank(1), "rank5": self.rank(min(5, last)),
+                "rank10": self.rank(min(10, last)), "mAP": self.mAP, "mINP": self.mINP}
 
 
 def per_query_scores(

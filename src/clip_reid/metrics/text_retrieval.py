@@ -12,40 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from clip_reid.data.splits import TEST_SPLITS
 from clip_reid.metrics.distance import compute_distance_matrix
 from clip_reid.metrics.inputs import labels_array
-from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 from clip_reid.metrics.rank import evaluate_rank
-from clip_reid.metrics.rank_result import RankResult
+from clip_reid.metrics.rank_result import HEADLINE_METRICS, RankResult
 
 # A camera id no gallery image has: evaluate_rank then removes nothing for being "same camera".
 NO_CAMERA = -(2**62)
-
-
-def sentences_of_test_identities(
-    image_captions: pd.DataFrame, image_index: pd.DataFrame,
-    sources: tuple[str, ...] | None = ("attributes",),
-) -> pd.DataFrame:
-    """The text queries: unique (pid, caption) of captions of test-split images (query and
-    gallery) whose identity is not a training identity, from ``sources`` (None = every source).
-    Sorted by pid then caption, so the query order is reproducible."""
-    missing = {"path", "pid", "caption", "source"} - set(image_captions.columns)
-    if missing:
-        raise ValueError(f"image_captions lacks column(s) {sorted(missing)}.")
-    split_of = dict(zip(image_index["path"], image_index["split"], strict=True))
-    train_pids = set(image_index.loc[image_index["split"] == "train", "pid"].tolist())
-    rows = image_captions[image_captions["path"].map(split_of).isin(TEST_SPLITS)]
-    rows = rows[~rows["pid"].isin(train_pids | {JUNK_PID, DISTRACTOR_PID})]
-    if sources is not None:
-        rows = rows[rows["source"].isin(sources)]
-    queries = rows[["pid", "caption"]].drop_duplicates()
-    return queries.sort_values(["pid", "caption"]).reset_index(drop=True).astype(
-        {"pid": "int64"}
-    )
 
 
 def evaluate_text_retrieval(
@@ -70,20 +45,13 @@ def chance_text_retrieval(
     over ``repeats`` draws: the level a model must beat for its scores to mean anything."""
     text_pids = labels_array(text_pids, "text_pids")
     generator = torch.Generator().manual_seed(seed)
-    totals = dict.fromkeys(("rank1", "rank5", "rank10", "mAP", "mINP"), 0.0)
+    totals = dict.fromkeys(HEADLINE_METRICS, 0.0)
     for _ in range(repeats):
         random_features = torch.randn(len(text_pids) + len(gallery_pids), 16, generator=generator)
         result = evaluate_text_retrieval(
             random_features[:len(text_pids)], text_pids, random_features[len(text_pids):],
             gallery_pids, max_rank,
         )
-        for name, value in rank_summary(result).items():
+        for name, value in result.headline().items():
             totals[name] += value / repeats
     return totals
-
-
-def rank_summary(result: RankResult) -> dict[str, float]:
-    """The headline numbers of a ranking (fractions in [0, 1])."""
-    return {"rank1": result.rank(1), "rank5": result.rank(min(5, len(result.cmc))),
-            "rank10": result.rank(min(10, len(result.cmc))), "mAP": result.mAP,
-            "mINP": result.mINP}

@@ -38,6 +38,17 @@ def evaluate_topk(
     hardest match was retrieved, and CMC beyond the retrieved kept items counts as a miss. They
     are therefore lower bounds of the dense scores, and equal to them when k = gallery size.
     """
+    num_gallery = len(to_numpy(g_pids, "g_pids"))
+    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids,
+                                 len(to_numpy(indices, "indices")), num_gallery)
+    return evaluate_topk_labelled(indices, labels, max_rank, ap_mode, chunk_size)
+
+
+def evaluate_topk_labelled(
+    indices: Any, labels: RankingLabels, max_rank: int = 50, ap_mode: str = "standard",
+    chunk_size: int = 1024,
+) -> RankResult:
+    """:func:`evaluate_topk` with labels already checked (one ranking, many reports)."""
     check_ap_mode(ap_mode)
     check_positive(max_rank, "max_rank")
     check_positive(chunk_size, "chunk_size")
@@ -47,9 +58,7 @@ def evaluate_topk(
             f"indices must be a 2-d integer array (num_query, k), got shape {retrieved.shape} "
             f"and dtype {retrieved.dtype}."
         )
-    num_query = retrieved.shape[0]
-    num_gallery = len(to_numpy(g_pids, "g_pids"))
-    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, num_query, num_gallery)
+    num_query, num_gallery = labels.check_shape((retrieved.shape[0], len(labels.g_pids)))
     if retrieved.size and (retrieved.min() < -1 or retrieved.max() >= num_gallery):
         raise ValueError(
             f"indices must lie in [-1, {num_gallery - 1}] (gallery positions, -1 = none), got "
@@ -131,11 +140,19 @@ def top_k_ranked(
     the first k kept items are among the k + (junk + same-view images) closest, so only those
     are selected (argpartition) and sorted, ``chunk_size`` queries at a time.
     """
+    distances = distance_matrix_array(distmat)
+    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, *distances.shape)
+    return top_k_ranked_labelled(distances, labels, k, chunk_size)
+
+
+def top_k_ranked_labelled(
+    distmat: Any, labels: RankingLabels, k: int = 10, chunk_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_ranked` with labels already checked (one ranking, many reports)."""
     check_positive(k, "k")
     check_positive(chunk_size, "chunk_size")
     distances = distance_matrix_array(distmat)
-    num_query, num_gallery = distances.shape
-    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, num_query, num_gallery)
+    num_query, num_gallery = labels.check_shape(distances.shape)
     num_junk = int((labels.g_pids == JUNK_PID).sum())
     gallery_views, query_views = view_codes(
         (labels.g_pids, labels.g_camids), (labels.q_pids, labels.q_camids)

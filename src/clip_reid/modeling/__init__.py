@@ -11,9 +11,8 @@ from clip_reid.modeling.reid_model import (
     ClipReidModel,
     ReidConfig,
     ReidTrainOutput,
-    load_reid_model,
-    reid_checkpoint,
 )
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.text_encoder import TextEncoder
 from clip_reid.modeling.weights import WeightsError
 
@@ -22,14 +21,13 @@ __all__ = [
     "ClipSpec",
     "ImageFeatures",
     "PromptLearner",
+    "ReidCheckpoint",
     "ReidConfig",
     "ReidImageEncoder",
     "ReidTrainOutput",
     "TextEncoder",
     "WeightsError",
     "load_clip",
-    "load_reid_model",
-    "reid_checkpoint",
     "resize_grid_embedding",
     "tokenizer_for",
 ]

@@ -28,10 +28,10 @@ from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_c
 from clip_reid.modeling.clip_factory import tokenizer_for
 from clip_reid.modeling.losses import EncoderLossWeights, encoder_training_loss
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
-from clip_reid.modeling.reid_model import ClipReidModel, reid_checkpoint
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
+from clip_reid.modeling.reid_model import ClipReidModel
 from clip_reid.modeling.schedules import warmup_multistep
 from clip_reid.modeling.text_encoder import TextEncoder
-from clip_reid.modeling.text_tower import text_tower_state
 from clip_reid.modeling.trainer import TrainerSettings, fit_resumable
 from clip_reid.settings_base import Settings, setting
 
@@ -217,7 +217,7 @@ def train_encoder(
     train: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
     model: ModelSettings, settings: EncoderTrainingSettings, trainer: TrainerSettings, seed: int,
     callbacks: Sequence[Callback] = (), image_captions: pd.DataFrame | None = None,
-) -> dict[str, Any]:
+) -> ReidCheckpoint:
     """Stage 2: fine-tune the CLIP image encoder of ``clip_backbone`` on the training split
     against the stage-1 ``text_features``; return a self-describing checkpoint (with CLIP's
     text tower, for text queries). ``image_captions`` feed the optional caption term."""
@@ -257,9 +257,9 @@ def train_encoder(
                                max_epochs=settings.max_epochs, trainer=trainer,
                                fingerprint=fingerprint, callbacks=callbacks)
     mean, std = model.normalization()
-    return reid_checkpoint(module.model.eval(), normalization={"mean": mean, "std": std},
-                           final_metrics=result.metrics, epochs=result.epochs,
-                           text_tower=text_tower_state(clip))
+    return ReidCheckpoint.from_model(module.model.eval(), {"mean": mean, "std": std},
+                                     text_tower=clip, final_metrics=result.metrics,
+                                     epochs=result.epochs)
 
 
 def training_caption_features(clip, arch: str, train: pd.DataFrame,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from clip_reid.modeling.clip_factory import ClipSpec, load_clip
+from clip_reid.modeling.clip_factory import ClipSpec
 from clip_reid.modeling.reid_backbone import ReidImageEncoder
-from clip_reid.modeling.weights import load_state_dict_strictly
 
 NECK_FEATS = ("before", "after")
 
@@ -96,28 +94,3 @@ class ClipReidModel(nn.Module):
             self.classifier_proj(self.bottleneck_proj(features.projection)),
         )
         return ReidTrainOutput(logits, tuple(features), features.projection)
-
-
-def reid_checkpoint(
-    model: ClipReidModel, normalization: dict[str, Sequence[float]], **metadata: Any
-) -> dict[str, Any]:
-    """A self-describing checkpoint: ``config`` (rebuilds the network), ``state_dict``,
-    ``normalization`` (``mean``/``std`` of the test transform, always present) and whatever
-    metadata the caller adds (``final_metrics``, ``epochs``)."""
-    if set(normalization) != {"mean", "std"}:
-        raise ValueError(f"normalization needs exactly mean and std, got {sorted(normalization)}.")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    norm = {k: tuple(float(x) for x in v) for k, v in normalization.items()}
-    return {"config": model.config.to_dict(), "state_dict": state, "normalization": norm,
-            **metadata}
-
-
-def load_reid_model(checkpoint: dict[str, Any]) -> ClipReidModel:
-    """Rebuild a ClipReidModel from ``reid_checkpoint`` output (strict; no original CLIP file)."""
-    try:
-        config = ReidConfig.from_dict(checkpoint["config"])
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"Not a ReID model checkpoint (no valid 'config'): {error}") from error
-    model = ClipReidModel(config, load_clip(config.clip.untrained()))
-    load_state_dict_strictly(model, checkpoint["state_dict"], "the ReID checkpoint")
-    return model.eval()

@@ -2,14 +2,14 @@
 
 Stage 2 aligns the image projection with text features of CLIP's (frozen, possibly
 caption-tuned) text tower, so that tower, and only it, maps a sentence into the space of the
-image projection. ``reid_checkpoint(..., text_tower=text_tower_state(clip))`` stores its weights
-next to the image model; :func:`load_text_tower` rebuilds it strictly. Checkpoints written before
+image projection. ``ReidCheckpoint.from_model(..., text_tower=clip)`` stores its weights next to
+the image model; :func:`build_text_tower` rebuilds it strictly. Checkpoints written before
 the tower was stored still load as image models; asking them for text fails with the fix.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -18,36 +18,17 @@ from clip_reid.modeling.clip_factory import ClipSpec, load_clip, tokenizer_for
 from clip_reid.modeling.text_encoder import TextEncoder
 from clip_reid.modeling.weights import load_state_dict_strictly
 
-TEXT_TOWER_KEY = "text_tower"
-
-
-class MissingTextTowerError(ValueError):
-    """The checkpoint predates stored text towers: text queries need a retrained model."""
-
-
-def text_tower_state(clip_model: nn.Module) -> dict[str, Any]:
+def text_tower_weights(clip_model: nn.Module) -> dict[str, torch.Tensor]:
     """The text-tower weights of ``clip_model`` (embeddings, transformer, final LN, projection)."""
     encoder = TextEncoder(clip_model, tokenizer=None)
-    return {"state_dict": {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}}
+    return {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
 
 
-def has_text_tower(checkpoint: dict[str, Any]) -> bool:
-    return isinstance(checkpoint.get(TEXT_TOWER_KEY), dict)
-
-
-def load_text_tower(checkpoint: dict[str, Any]) -> TextEncoder:
-    """The checkpoint's text encoder (eval mode, CPU, its arch's tokenizer), loaded strictly."""
-    if not has_text_tower(checkpoint):
-        raise MissingTextTowerError(
-            "This ReID checkpoint holds no text tower (it was trained before text search "
-            "existed), so it cannot embed text queries. Retrain stage 2 (kedro run --pipelines "
-            "encoder_training, or --pipelines full) to get a model that answers text queries; "
-            "image queries work with it as they are."
-        )
-    spec = ClipSpec(**checkpoint["config"]["clip"]).untrained()
-    encoder = TextEncoder(load_clip(spec), tokenizer_for(spec.arch))
-    load_state_dict_strictly(encoder, checkpoint[TEXT_TOWER_KEY]["state_dict"],
-                             "the ReID checkpoint's text tower")
+def build_text_tower(spec: ClipSpec, weights: Mapping[str, torch.Tensor]) -> TextEncoder:
+    """The text encoder of ``spec``'s architecture with ``weights`` (eval mode, CPU, its arch's
+    tokenizer), loaded strictly."""
+    encoder = TextEncoder(load_clip(spec.untrained()), tokenizer_for(spec.arch))
+    load_state_dict_strictly(encoder, weights, "the ReID checkpoint's text tower")
     return encoder.eval()
 
 

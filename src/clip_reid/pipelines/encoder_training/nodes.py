@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 
 from clip_reid.data.splits import select_split
-from clip_reid.modeling import load_reid_model
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.onnx_export import ONNX_TOLERANCE, check_onnx, export_onnx
 from clip_reid.modeling.trainer import TrainerSettings
 
@@ -21,7 +21,7 @@ def train_reid_model(
     image_index: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
     image_captions: pd.DataFrame, model: dict[str, Any], encoder_training: dict[str, Any],
     trainer: dict[str, Any], seed: int,
-) -> dict[str, Any]:
+) -> ReidCheckpoint:
     """Stage 2: fine-tune the CLIP image encoder; return a self-describing checkpoint."""
     return train_encoder(
         select_split(image_index, "train"), text_features, clip_backbone,
@@ -31,9 +31,9 @@ def train_reid_model(
     )
 
 
-def export_reid_model_onnx(reid_model: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+def export_reid_model_onnx(reid_model: ReidCheckpoint) -> tuple[bytes, dict[str, Any]]:
     """The trained test-time encoder as ONNX (dynamic batch), checked with onnxruntime."""
-    model = load_reid_model(reid_model)
+    model = reid_model.model()
     onnx_bytes = export_onnx(model)
     difference = check_onnx(model, onnx_bytes)
     logger.info("ONNX export: max |onnxruntime - torch| = %.2e over the test feature", difference)

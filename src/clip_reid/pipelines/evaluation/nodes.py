@@ -15,17 +15,19 @@ from clip_reid.data.evaluated_dataset import (
     training_query_gallery,
 )
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
-from clip_reid.metrics.evaluation import REPORTED, EvaluationSettings, rank_query_gallery
+from clip_reid.evaluation import EvaluationSettings, FeatureSet, Ranking
+from clip_reid.evaluation.embedding import embed_splits, untrained_checkpoint
+from clip_reid.metrics.rank_result import HEADLINE_METRICS
 from clip_reid.metrics.report import format_test_results
-from clip_reid.modeling.embedding import embed_splits, untrained_checkpoint
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.trainer import TrainerSettings, resolve_device
 
 logger = logging.getLogger(__name__)
 
 
 def untrained_model(image_index: pd.DataFrame, clip_backbone: dict[str, Any],
-                    model: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
+                    model: dict[str, Any], trainer: dict[str, Any]) -> ReidCheckpoint:
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     device = resolve_device(TrainerSettings.from_params(trainer, "trainer"))
     return untrained_checkpoint(image_index, clip_backbone,
@@ -61,9 +63,9 @@ def select_cross_dataset(
 
 
 def extract_query_gallery_features(
-    reid_model: dict[str, Any], image_index: pd.DataFrame, evaluation: dict[str, Any],
+    reid_model: ReidCheckpoint, image_index: pd.DataFrame, evaluation: dict[str, Any],
     trainer: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[FeatureSet, FeatureSet]:
     """Test features of the query and gallery splits, with the model's own test transform, on
     the `evaluation.embedding` engine (Ray is imported only when it is chosen)."""
     settings = EvaluationSettings.from_params(evaluation, "evaluation")
@@ -80,16 +82,16 @@ def extract_query_gallery_features(
 
 
 def evaluate_features(
-    query_features: dict[str, Any], gallery_features: dict[str, Any],
+    query_features: FeatureSet, gallery_features: FeatureSet,
     evaluated_dataset: dict[str, Any], evaluation: dict[str, Any],
 ) -> tuple[dict, dict, pd.DataFrame, Figure, Figure]:
     """CMC / mAP / mINP under the Market-1501 protocol, predictions and figures; the report
     names the dataset evaluated."""
-    outcome = rank_query_gallery(query_features, gallery_features,
-                                 EvaluationSettings.from_params(evaluation, "evaluation"))
+    outcome = Ranking(query_features, gallery_features,
+                      EvaluationSettings.from_params(evaluation, "evaluation")).outcome()
     lines = format_test_results(outcome.result)  # once: the seed project's lines
     print(f"Evaluated on {describe_dataset(evaluated_dataset)}\n{lines}", flush=True)
     mlflow_metrics = {name: {"value": float(outcome.report[name]), "step": 0}
-                      for name in REPORTED}
+                      for name in HEADLINE_METRICS}
     return (outcome.report | {"dataset": evaluated_dataset}, mlflow_metrics, outcome.predictions,
             outcome.cmc_figure, outcome.ranked_figure)

@@ -6,12 +6,13 @@ from typing import Any
 
 import pandas as pd
 
-from clip_reid.metrics.evaluation import EvaluationSettings
-from clip_reid.metrics.text_evaluation import text_retrieval_report
+from clip_reid.evaluation import EvaluationSettings, FeatureSet
+from clip_reid.evaluation.text_report import text_retrieval_report
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 
 
 def evaluate_text_queries(
-    reid_model: dict[str, Any], gallery_features: dict[str, Any], image_index: pd.DataFrame,
+    reid_model: ReidCheckpoint, gallery_features: FeatureSet, image_index: pd.DataFrame,
     image_captions: pd.DataFrame, evaluation: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test identities' sentences over the gallery: the report and its MLflow metrics."""

@@ -11,22 +11,22 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 from clip_reid.inference.embedders import gallery_embedder
-from clip_reid.inference.fingerprint import published
 from clip_reid.inference.gallery_store import (
+    MilvusReference,
+    SavedGallery,
     embed_into_milvus,
-    faiss_state,
-    is_reference,
     open_gallery,
     served_paths,
 )
 from clip_reid.inference.identify import identify
-from clip_reid.inference.images import DEFAULT_MAX_PIXELS
-from clip_reid.inference.listing import GallerySettings, folder_queries, gallery_images
-from clip_reid.inference.serving import ServingSettings, request_slot
+from clip_reid.inference.listing import folder_queries, gallery_images
+from clip_reid.inference.serving import request_slot
 from clip_reid.io.milvus_dataset import MilvusGalleryHandle
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
+
+from .settings import InferenceSettings
 
 
 def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
@@ -36,79 +36,73 @@ def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:
 
 
 def embed_gallery(
-    reid_model: dict[str, Any], previous_gallery_index: dict[str, Any] | None,
-    gallery: dict[str, Any], image_index: pd.DataFrame, metric: str, batch_size: int,
-    embedding: dict[str, Any] | None = None, gallery_store: MilvusGalleryHandle | None = None,
-) -> dict[str, Any]:
+    reid_model: ReidCheckpoint, previous_gallery_index: SavedGallery | None,
+    image_index: pd.DataFrame, inference: dict[str, Any], gallery_store: MilvusGalleryHandle,
+) -> SavedGallery:
     """The gallery's features under ``reid_model``, embedded on the ``inference.embedding``
     engine; images already embedded with the same model (by the previous version, or in the
     Milvus collection) are reused, so an unchanged gallery costs no forward pass. The gallery is
     ``inference.gallery`` if set, else the gallery split of ``image_index``;
     ``inference.gallery.store`` says where it lives."""
-    settings = GallerySettings.from_params(gallery, "inference.gallery")
-    images = gallery_images(settings, image_index)
-    embedder = gallery_embedder(
-        reid_model, batch_size,
-        EmbeddingEngineSettings.from_params(embedding, "inference.embedding"))
-    if settings.store == "milvus":
+    settings = InferenceSettings.from_params(inference, "inference")
+    images = gallery_images(settings.gallery, image_index)
+    embedder = gallery_embedder(reid_model, settings.batch_size, settings.embedding)
+    if settings.gallery.store == "milvus":
         with gallery_store as store:
-            return embed_into_milvus(embedder, images, store.gallery, metric)
-    index = GalleryIndex.build(
+            return embed_into_milvus(embedder, images, store.gallery, settings.metric)
+    previous = (previous_gallery_index if isinstance(previous_gallery_index, GalleryIndex)
+                else None)  # a Milvus reference has no features to reuse here
+    return GalleryIndex.build(
         embedder, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
-        metric=metric, previous=faiss_state(previous_gallery_index),
-        timestamps=images["timestamp"].tolist(),
-    )
-    return index.to_state()
+        metric=settings.metric, previous=previous, timestamps=images["timestamp"].tolist())
 
 
 def identify_queries(
-    query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
-    threshold: float | None, top_k: int, batch_size: int, allow_paths: bool = True,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS, max_request_pixels: int | None = None,
-    gallery_store: MilvusGalleryHandle | None = None,
+    query_images: pd.DataFrame, reid_model: ReidCheckpoint, gallery_index: SavedGallery,
+    inference: dict[str, Any], gallery_store: MilvusGalleryHandle | None = None,
 ) -> pd.DataFrame:
     """One row per query (an image or a description): its name, predicted pid or UNKNOWN_PID,
     and the top-k gallery answers (see clip_reid.inference.identify), from the faiss gallery or
-    the Milvus collection ``gallery_index`` refers to. The extractor is built once per model,
-    not per request."""
+    the Milvus collection ``gallery_index`` refers to."""
+    settings = InferenceSettings.from_params(inference, "inference")
     with gallery_store or nullcontext():
-        store = gallery_store.gallery if gallery_store and is_reference(gallery_index) else None
-        return identify(query_images, FeatureExtractor.cached(reid_model, batch_size),
-                        open_gallery(gallery_index, store), threshold, top_k,
-                        allow_paths=allow_paths, max_pixels=max_pixels,
-                        max_request_pixels=max_request_pixels)
+        store = (gallery_store.gallery
+                 if gallery_store and isinstance(gallery_index, MilvusReference) else None)
+        return identify(query_images, FeatureExtractor.cached(reid_model, settings.batch_size),
+                        open_gallery(gallery_index, store), settings.threshold, settings.top_k,
+                        allow_paths=True, max_pixels=settings.serving.max_pixels)
 
 
 def identify_queries_served(
-    query_images: pd.DataFrame, reid_model: dict[str, Any], gallery_index: dict[str, Any],
-    threshold: float | None, top_k: int, batch_size: int, serving: dict[str, Any] | None = None,
+    query_images: pd.DataFrame, reid_model: ReidCheckpoint, gallery_index: SavedGallery,
+    inference: dict[str, Any],
 ) -> pd.DataFrame:
     """``identify_queries`` in the served model, within the ``inference.serving`` limits (see
-    ServingSettings: pixels per image, records per request, requests decoded at once, which
-    gallery paths answers show). Bad input becomes an MlflowException, which the scoring server
-    answers with HTTP 400 and this message (any other exception type gets a generic
-    "unexpected error" message)."""
+    ServingSettings: pixels per image and request, records per request, requests decoded at
+    once, which gallery paths answers show). The extractor is built once per model, not per
+    request. Bad input becomes an MlflowException, which the scoring server answers with HTTP
+    400 and this message (any other exception type gets a generic "unexpected error")."""
     try:
-        settings = ServingSettings.from_params(serving, "inference.serving")
-        settings.check_records(len(query_images))
-        with request_slot(settings):
-            found = identify_queries(query_images, reid_model, gallery_index, threshold, top_k,
-                                     batch_size, allow_paths=False,
-                                     max_pixels=settings.max_pixels,
-                                     max_request_pixels=settings.max_request_pixels)
-        return served_paths(found, gallery_index, settings)
+        settings = InferenceSettings.from_params(inference, "inference")
+        serving = settings.serving
+        serving.check_records(len(query_images))
+        with request_slot(serving):
+            found = identify(query_images,
+                             FeatureExtractor.cached(reid_model, settings.batch_size),
+                             open_gallery(gallery_index), settings.threshold, settings.top_k,
+                             allow_paths=False, max_pixels=serving.max_pixels,
+                             max_request_pixels=serving.max_request_pixels)
+        return served_paths(found, gallery_index, serving)
     except ValueError as error:
         raise MlflowException.invalid_parameter_value(str(error)) from error
 
 
 def publish_for_serving(
-    reid_model: dict[str, Any], gallery_index: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    reid_model: ReidCheckpoint, gallery_index: SavedGallery
+) -> tuple[ReidCheckpoint, SavedGallery]:
     """Unversioned copies of this run's model and gallery for the logged MLflow model
     (kedro-mlflow packs a dataset's whole folder: every version of a versioned entry). The
-    model copy carries its fingerprint, so the server hashes no weights per request."""
-    served_model = published(reid_model)
-    if gallery_index["fingerprint"] != served_model["fingerprint"]:
-        raise ValueError("gallery_index was embedded by another model than reid_model: re-run "
-                         "embed_gallery before publishing them together.")
-    return served_model, gallery_index
+    model copy names its fingerprint, so the server hashes no weights per request."""
+    reid_model.require_model(gallery_index.fingerprint, "gallery_index",
+                             "re-run embed_gallery before publishing them together.")
+    return reid_model.published(), gallery_index

@@ -16,8 +16,6 @@ from .nodes import (
 )
 
 QUERY_INPUT = "query_images"
-PREDICT_PARAMS = ["params:inference.threshold", "params:inference.top_k",
-                  "params:inference.batch_size"]
 
 
 def create_gallery_pipeline(**kwargs) -> Pipeline:
@@ -25,9 +23,8 @@ def create_gallery_pipeline(**kwargs) -> Pipeline:
     it, reusing the previous version's features."""
     return Pipeline([
         Node(embed_gallery,
-             ["reid_model", "previous_gallery_index", "params:inference.gallery",
-              "image_index", "params:inference.metric", "params:inference.batch_size",
-              "params:inference.embedding", "gallery_store"],
+             ["reid_model", "previous_gallery_index", "image_index", "params:inference",
+              "gallery_store"],
              "gallery_index", name="embed_gallery"),
     ])
 
@@ -36,10 +33,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     """`kedro run --pipelines inference`: identify every image of the query folder."""
     listing = Node(list_query_images, ["params:inference.queries", "dataset_root"],
                    QUERY_INPUT, name="list_query_images")
-    inputs = [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS]
-    names = ["query_images", "reid_model", "gallery_index", "threshold", "top_k", "batch_size"]
     predict = Node(identify_queries,
-                   {**dict(zip(names, inputs, strict=True)), "gallery_store": "gallery_store"},
+                   [QUERY_INPUT, "reid_model", "gallery_index", "params:inference",
+                    "gallery_store"],
                    "query_identities", name="identify_queries")
     return Pipeline([listing]) + create_gallery_pipeline() + Pipeline([predict])
 
@@ -55,8 +51,7 @@ def create_publish_pipeline(**kwargs) -> Pipeline:
 def create_served_pipeline(**kwargs) -> Pipeline:
     """The inference half of the MLflow model: requests in, identities out (bad input → 400)."""
     predict = Node(identify_queries_served,
-                   [QUERY_INPUT, "reid_model", "gallery_index", *PREDICT_PARAMS,
-                    "params:inference.serving"],
+                   [QUERY_INPUT, "reid_model", "gallery_index", "params:inference"],
                    "query_identities", name="identify_queries")
     return pipeline([predict], inputs={"reid_model": "served_reid_model",
                                        "gallery_index": "served_gallery_index"})

@@ -9,10 +9,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from clip_reid.inference import FeatureExtractor
-from clip_reid.inference.gallery_store import is_reference, open_gallery
+from clip_reid.inference.gallery_store import MilvusReference, SavedGallery, open_gallery
 from clip_reid.inference.text_search import TextSearchSettings, read_sentences, search_by_text
 from clip_reid.io.milvus_dataset import MilvusGalleryHandle
 from clip_reid.metrics.text_plots import plot_text_search
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 
 
 def read_text_queries(text_search: dict[str, Any]) -> list[str]:
@@ -21,7 +22,7 @@ def read_text_queries(text_search: dict[str, Any]) -> list[str]:
 
 
 def search_gallery_by_text(
-    queries: list[str], reid_model: dict[str, Any], gallery_index: dict[str, Any],
+    queries: list[str], reid_model: ReidCheckpoint, gallery_index: SavedGallery,
     gallery_store: MilvusGalleryHandle, text_search: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """One CSV row per (sentence, rank): pid, camid, path and cosine similarity of the top-k
@@ -30,7 +31,8 @@ def search_gallery_by_text(
     settings = TextSearchSettings.from_params(text_search, "text_search")
     with gallery_store as store:
         gallery = open_gallery(gallery_index,
-                               store.gallery if is_reference(gallery_index) else None)
+                               store.gallery if isinstance(gallery_index, MilvusReference)
+                               else None)
         results = search_by_text(queries, FeatureExtractor(reid_model,
                                                            batch_size=settings.batch_size),
                                  gallery, settings)

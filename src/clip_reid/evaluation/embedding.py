@@ -10,25 +10,23 @@ import pandas as pd
 import torch
 
 from clip_reid.data.splits import select_split
-from clip_reid.data.transforms import build_test_transform
+from clip_reid.evaluation.feature_set import FeatureSet
 from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.modeling.model_settings import ModelSettings
-from clip_reid.modeling.reid_model import ClipReidModel, load_reid_model, reid_checkpoint
-from clip_reid.modeling.text_tower import text_tower_state
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
+from clip_reid.modeling.reid_model import ClipReidModel
 
 logger = logging.getLogger(__name__)
 
 
 def embed_splits(
-    checkpoint: dict[str, Any], image_index: pd.DataFrame, splits: tuple[str, ...],
-    device: torch.device, batch_size: int = 64, flip: bool = False, dtype: str = "fp32",
-    num_workers: int = 0,
-) -> tuple[dict[str, Any], ...]:
-    """Features (with pids, camids, paths) of each split, with the model's own test transform."""
-    model = load_reid_model(checkpoint)
-    norm = checkpoint["normalization"]
-    transform = build_test_transform(model.config.image_size, norm["mean"], norm["std"])
+    checkpoint: ReidCheckpoint, image_index: pd.DataFrame, splits: tuple[str, ...],
+    device: torch.device, batch_size: int, flip: bool, dtype: str, num_workers: int,
+) -> tuple[FeatureSet, ...]:
+    """The features of each split's images, with the model's own test transform."""
+    model = checkpoint.model()
+    transform = checkpoint.test_transform()
     start = time.perf_counter()
     outputs = []
     for split in splits:
@@ -36,10 +34,9 @@ def embed_splits(
         features = extract_features(model, frame, transform, batch_size=batch_size, flip=flip,
                                     dtype=dtype, use_cameras=model.config.num_cameras > 0,
                                     num_workers=num_workers, device=device, description=split)
-        outputs.append({"features": features, "pids": torch.tensor(frame["pid"].to_numpy()),
-                        "camids": torch.tensor(frame["camid"].to_numpy()),
-                        "paths": frame["path"].tolist()})
-    logger.info("Embedded %d images in %.1f s (%s on %s)", sum(len(o["paths"]) for o in outputs),
+        outputs.append(FeatureSet(features, frame["pid"].to_numpy(), frame["camid"].to_numpy(),
+                                  tuple(frame["path"]), checkpoint.fingerprint))
+    logger.info("Embedded %d images in %.1f s (%s on %s)", sum(len(o) for o in outputs),
                 time.perf_counter() - start, dtype, device)
     return tuple(outputs)
 
@@ -47,7 +44,7 @@ def embed_splits(
 def untrained_checkpoint(
     image_index: pd.DataFrame, clip_backbone: dict[str, Any], model: ModelSettings,
     device: torch.device,
-) -> dict[str, Any]:
+) -> ReidCheckpoint:
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     train = select_split(image_index, "train")
     config = model.reid_config(max(int(train["label"].max()) + 1, 1), 0)
@@ -58,5 +55,5 @@ def untrained_checkpoint(
         recalibrate_batch_norm(reid_model.image_encoder, train, model.eval_transform(),
                                device=device)
     mean, std = model.normalization()
-    return reid_checkpoint(reid_model.eval().cpu(), normalization={"mean": mean, "std": std},
-                           text_tower=text_tower_state(clip))
+    return ReidCheckpoint.from_model(reid_model.eval().cpu(), {"mean": mean, "std": std},
+                                     text_tower=clip)

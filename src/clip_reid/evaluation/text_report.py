@@ -8,21 +8,42 @@ from typing import Any
 
 import pandas as pd
 
+from clip_reid.data.splits import TEST_SPLITS
+from clip_reid.evaluation.feature_set import FeatureSet
+from clip_reid.evaluation.settings import EvaluationSettings, TextRetrievalSettings
 from clip_reid.inference import FeatureExtractor
-from clip_reid.metrics.evaluation import EvaluationSettings, TextRetrievalSettings
-from clip_reid.metrics.text_retrieval import (
-    chance_text_retrieval,
-    evaluate_text_retrieval,
-    rank_summary,
-    sentences_of_test_identities,
-)
-from clip_reid.modeling.text_tower import has_text_tower
+from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
+from clip_reid.metrics.rank_result import HEADLINE_METRICS
+from clip_reid.metrics.text_retrieval import chance_text_retrieval, evaluate_text_retrieval
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 
 logger = logging.getLogger(__name__)
 
 
+def sentences_of_test_identities(
+    image_captions: pd.DataFrame, image_index: pd.DataFrame,
+    sources: tuple[str, ...] | None = ("attributes",),
+) -> pd.DataFrame:
+    """The text queries: unique (pid, caption) of captions of test-split images (query and
+    gallery) whose identity is not a training identity, from ``sources`` (None = every source).
+    Sorted by pid then caption, so the query order is reproducible."""
+    missing = {"path", "pid", "caption", "source"} - set(image_captions.columns)
+    if missing:
+        raise ValueError(f"image_captions lacks column(s) {sorted(missing)}.")
+    split_of = dict(zip(image_index["path"], image_index["split"], strict=True))
+    train_pids = set(image_index.loc[image_index["split"] == "train", "pid"].tolist())
+    rows = image_captions[image_captions["path"].map(split_of).isin(TEST_SPLITS)]
+    rows = rows[~rows["pid"].isin(train_pids | {JUNK_PID, DISTRACTOR_PID})]
+    if sources is not None:
+        rows = rows[rows["source"].isin(sources)]
+    queries = rows[["pid", "caption"]].drop_duplicates()
+    return queries.sort_values(["pid", "caption"]).reset_index(drop=True).astype(
+        {"pid": "int64"}
+    )
+
+
 def text_retrieval_report(
-    reid_model: dict[str, Any], gallery_features: dict[str, Any], image_index: pd.DataFrame,
+    reid_model: ReidCheckpoint, gallery_features: FeatureSet, image_index: pd.DataFrame,
     image_captions: pd.DataFrame, evaluation: EvaluationSettings,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """The report (Rank-k, mAP, mINP, chance level) and its scores; a report saying why when it
@@ -36,20 +57,22 @@ def text_retrieval_report(
     if reason:
         logger.info("Text retrieval not evaluated: %s", reason)
         return {"evaluated": False, "reason": reason, "settings": settings.to_dict()}, {}
+    reid_model.require_model(gallery_features.fingerprint, "gallery_features",
+                             "re-run the evaluation pipeline with this reid_model.")
     extractor = FeatureExtractor(reid_model, batch_size=evaluation.batch_size)
     text = extractor.encode_text(queries["caption"].tolist(), truncate=settings.truncate)
-    projections = gallery_features["features"][:, -extractor.projection_dim:]
+    projections = gallery_features.features[:, -extractor.projection_dim:]
     max_rank = evaluation.max_rank
-    result = evaluate_text_retrieval(text, queries["pid"], projections, gallery_features["pids"],
+    result = evaluate_text_retrieval(text, queries["pid"], projections, gallery_features.pids,
                                      max_rank, evaluation.ap_mode)
-    scores = rank_summary(result)
-    chance = chance_text_retrieval(queries["pid"], gallery_features["pids"], max_rank,
+    scores = result.headline()
+    chance = chance_text_retrieval(queries["pid"], gallery_features.pids, max_rank,
                                    settings.chance_repeats)
     logger.info(
         "Text -> image retrieval (%d sentences of %d test identities over %d gallery images): "
         "Rank-1 %.2f%%, Rank-5 %.2f%%, Rank-10 %.2f%%, mAP %.2f%%, mINP %.2f%% "
         "(chance: Rank-1 %.2f%%, mAP %.2f%%)", len(queries), queries["pid"].nunique(),
-        len(projections), *(100 * scores[k] for k in ("rank1", "rank5", "rank10", "mAP", "mINP")),
+        len(projections), *(100 * scores[k] for k in HEADLINE_METRICS),
         100 * chance["rank1"], 100 * chance["mAP"],
     )
     report = {
@@ -62,14 +85,14 @@ def text_retrieval_report(
     return report, scores
 
 
-def _skip_reason(settings: TextRetrievalSettings, reid_model: dict[str, Any],
+def _skip_reason(settings: TextRetrievalSettings, reid_model: ReidCheckpoint,
                  queries: pd.DataFrame) -> str | None:
     if not settings.enabled:
         return "evaluation.text_retrieval.enabled is false"
     if queries.empty:
         return (f"no caption of a test identity from sources {settings.sources} (configure "
                 "captions.sources, or evaluation.text_retrieval.sources: null for every source)")
-    if not has_text_tower(reid_model):
+    if not reid_model.has_text_tower:
         return ("the reid_model was saved without its text tower (trained before text search "
                 "existed); retrain stage 2 to evaluate text queries")
     return None

@@ -15,6 +15,7 @@ from kedro_project import copy_project, kedro_command, kedro_env
 from ray_cluster import loopback_cluster
 
 from clip_reid.inference import FeatureExtractor
+from clip_reid.modeling import ReidCheckpoint
 
 pytest.importorskip("ray")
 
@@ -88,7 +89,7 @@ def test_local_evaluation_gives_the_ray_run_predictions(project, ray_run):
 
 
 def test_the_ray_embedded_gallery_equals_local_features(project, ray_run):
-    model = torch.load(_versions(project, "06_models/reid_model.pt")[0], weights_only=True)
+    model = ReidCheckpoint.load(_versions(project, "06_models/reid_model.pt")[0])
     gallery = torch.load(_versions(project, "07_model_output/gallery_index.pt")[0],
                          weights_only=True)
     expected = FeatureExtractor(model)(gallery["paths"], gallery["camids"])

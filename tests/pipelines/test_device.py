@@ -5,7 +5,8 @@ import pytest
 import torch
 from builders import base_parameters, tiny_reid_checkpoint
 
-from clip_reid.modeling import embedding, prompt_learning
+from clip_reid.evaluation import embedding
+from clip_reid.modeling import prompt_learning
 from clip_reid.pipelines.evaluation.nodes import extract_query_gallery_features
 from clip_reid.pipelines.prompt_learning.nodes import extract_train_image_features
 

@@ -44,7 +44,7 @@ def test_evaluation_pipeline_outputs_and_printed_results(tiny_index, tiny_params
     hits = (predictions["predicted_pid"] == predictions["query_pid"]).mean()
     assert hits == pytest.approx(metrics["rank1"])
     assert len(predictions["topk_pids"][0].split()) == 10
-    assert out["query_features"]["features"].shape == (len(query), 640)
+    assert out["query_features"].features.shape == (len(query), 640)
     assert len(out["cmc_curve"].axes) == 1
 
 

@@ -62,7 +62,7 @@ def model(tmp_path_factory) -> tuple[Path, Path]:
     index = pd.DataFrame({"path": [str(p) for p in paths], "pid": range(1, 5), "camid": 0,
                           "split": "train", "label": range(4)})
     checkpoint = tiny_reid_checkpoint(index)
-    torch.save(checkpoint, root / "model.pt")
+    torch.save(checkpoint.to_state(), root / "model.pt")
     gallery = GalleryIndex.build(FeatureExtractor(checkpoint), index["path"].tolist(),
                                  index["pid"].tolist(), index["camid"].tolist())
     versions = root / "gallery_index.pt"
@@ -156,25 +156,29 @@ SERVED = """
 import base64, json, sys
 from pathlib import Path
 import pandas as pd, torch
-from builders import big_png
+from builders import base_parameters, big_png
 from mlflow.exceptions import MlflowException
+from clip_reid.inference.gallery_store import saved_gallery
+from clip_reid.modeling import ReidCheckpoint
 from clip_reid.pipelines.inference.nodes import identify_queries_served
 
 def status():
     fields = dict(l.split(":", 1) for l in Path("/proc/self/status").read_text().splitlines())
     return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}
 
-checkpoint = torch.load(sys.argv[1], weights_only=True)
-gallery = torch.load(sys.argv[2], weights_only=True)
+checkpoint = ReidCheckpoint.load(sys.argv[1])
+gallery = saved_gallery(torch.load(sys.argv[2], weights_only=True))
+inference = base_parameters("inference")["inference"] | {"threshold": 0.5, "top_k": 3,
+                                                          "batch_size": 64}
 crop = base64.b64encode(big_png(64, 128)).decode()
-identify_queries_served(pd.DataFrame({"image": [crop]}), checkpoint, gallery, 0.5, 3, 64)
+identify_queries_served(pd.DataFrame({"image": [crop]}), checkpoint, gallery, inference)
 before = status()["VmRSS"]
 large = base64.b64encode(big_png(4096, 4096)).decode()
 refused = 0
 for size in (32, 4, 32, 4):  # 32 images: over max_request_pixels; 4: within it
     try:
         identify_queries_served(pd.DataFrame({"image": [large] * size}), checkpoint, gallery,
-                                0.5, 3, 64)
+                                inference)
     except MlflowException as error:
         assert "max_request_pixels" in str(error), error
         refused += 1

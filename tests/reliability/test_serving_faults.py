@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from builders import big_png, tiny_reid_checkpoint, write_crop
+from builders import base_parameters, big_png, tiny_reid_checkpoint, write_crop
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
@@ -24,6 +24,13 @@ from clip_reid.modeling.checkpoint_file import CheckpointFileError
 from clip_reid.pipelines.inference import nodes
 from clip_reid.pipelines.inference.nodes import embed_gallery, identify_queries_served
 from clip_reid.text_limits import MAX_WORD_CHARS
+
+
+def _inference(serving: dict | None = None) -> dict:
+    """The inference block as served: threshold 0.5, top 3, batches of 8, ``serving`` limits."""
+    block = base_parameters("inference")["inference"]
+    return block | {"threshold": 0.5, "top_k": 3, "batch_size": 8,
+                    "serving": block["serving"] | (serving or {})}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,9 @@ def served(tmp_path_factory):
     labels = root / "labels.csv"
     pd.DataFrame({"image": [f"gallery/{Path(p).name}" for p in index["path"]],
                   "pid": index["pid"]}).to_csv(labels, index=False)
-    gallery = embed_gallery(checkpoint, None, {"labels_csv": str(labels)}, {"root": None},
-                            "cosine", 8)
+    inference = _inference()
+    inference["gallery"] = inference["gallery"] | {"labels_csv": str(labels)}
+    gallery = embed_gallery(checkpoint, None, index, inference, None)
     return checkpoint, gallery, root
 
 
@@ -73,33 +81,28 @@ def test_a_9000x9000_png_is_refused_from_its_header_before_decoding(monkeypatch)
 def test_the_served_model_answers_400_to_oversized_images_and_requests(served):
     checkpoint, gallery, _ = served
     with pytest.raises(MlflowException, match="81,000,000 pixels") as raised:
-        identify_queries_served(_query(big_png(9000, 9000)), checkpoint, gallery, 0.5, 3, 8)
+        identify_queries_served(_query(big_png(9000, 9000)), checkpoint, gallery, _inference())
     assert raised.value.get_http_status_code() == 400
     with pytest.raises(MlflowException, match="4 records, more than the 3") as raised:
-        identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery, 0.5, 3, 8,
-                                {"max_records": 3})
+        identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery, _inference({"max_records": 3}))
     assert raised.value.get_http_status_code() == 400
     with pytest.raises(MlflowException, match=r"serving.max_records = 0 is invalid: expected an"):
-        identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
-                                {"max_records": 0})
+        identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"max_records": 0}))
     with pytest.raises(MlflowException, match="Unknown parameter inference.serving.max_pix"):
-        identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8, {"max_pix": 1})
+        identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"max_pix": 1}))
 
 
 def test_answers_carry_paths_relative_to_the_gallery_root_not_server_paths(served):
     checkpoint, gallery, root = served
-    answer = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8)
+    answer = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference())
     shown = answer["topk_paths"].iloc[0]
     assert len(shown) == 3 and all(not p.startswith("/") and str(root) not in p for p in shown)
     assert all(p.endswith("_c1s1_000001_00.jpg") and "/" not in p for p in shown)
-    under_site = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
-                                         {"path_root": str(root)})
+    under_site = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"path_root": str(root)}))
     assert all(p.startswith("gallery/") for p in under_site["topk_paths"].iloc[0])
-    absolute = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
-                                       {"paths": "absolute"})
+    absolute = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"paths": "absolute"}))
     assert all(p.startswith(str(root)) for p in absolute["topk_paths"].iloc[0])
-    hidden = identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8,
-                                     {"paths": "none"})
+    hidden = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"paths": "none"}))
     assert "topk_paths" not in hidden and hidden["topk_pids"].iloc[0]
 
 
@@ -129,7 +132,7 @@ def test_parallel_requests_are_decoded_one_at_a_time(served, monkeypatch):
     monkeypatch.setattr(nodes, "identify_queries", tracked)
     answers, query = [], _query(_jpeg())
     threads = [threading.Thread(target=lambda: answers.append(identify_queries_served(
-        query, checkpoint, gallery, 0.5, 3, 8))) for _ in range(6)]
+        query, checkpoint, gallery, _inference()))) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -171,9 +174,9 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content):
 
 def test_the_gallery_index_of_the_served_model_is_unchanged_by_requests(served):
     checkpoint, gallery, _ = served
-    before = GalleryIndex.from_state(gallery).paths
-    identify_queries_served(_query(_jpeg()), checkpoint, gallery, 0.5, 3, 8)
-    assert gallery["paths"] == before and all(p.startswith("/") for p in before)
+    before = gallery.paths
+    identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference())
+    assert gallery.paths == before and all(p.startswith("/") for p in before)
 
 
 # Issue 28: text that takes a core. CLIP's BPE is quadratic in word length; every text entry
@@ -201,11 +204,11 @@ LONG_TEXTS = [("a" * 16_000, "is 16,000 characters long, more than the 1,000 a t
 
 def _entry_points(served):
     checkpoint, gallery, _ = served
-    extractor, index = FeatureExtractor(checkpoint), GalleryIndex.from_state(gallery)
+    extractor, index = FeatureExtractor(checkpoint), gallery
     return {
         "search page": lambda text: SearchService(extractor, index).search_text(text),
         "served model": lambda text: identify_queries_served(
-            pd.DataFrame({"text": [text]}), checkpoint, gallery, 0.5, 3, 8),
+            pd.DataFrame({"text": [text]}), checkpoint, gallery, _inference()),
         "text_search": lambda text: search_by_text(
             [text], extractor, index, TextSearchSettings(truncate=True)),
         "FeatureExtractor.encode_text": lambda text: extractor.encode_text([text],

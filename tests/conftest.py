@@ -12,7 +12,7 @@ from clip_reid import warning_filters
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.modeling import ClipSpec
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,4 +92,4 @@ def tiny_params(tmp_path):
 @pytest.fixture
 def tiny_backbone(tiny_params):
     """The clip_backbone the captions pipeline writes when caption fine-tuning is off."""
-    return clip_backbone_checkpoint(ClipSpec(**tiny_params["model"]["clip"]))
+    return ClipBackbone.of(ClipSpec(**tiny_params["model"]["clip"]))

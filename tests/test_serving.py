@@ -36,6 +36,7 @@ from PIL import Image
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
+from clip_reid.inference import GalleryIndex
 from clip_reid.io import MilvusGalleryDataset, TorchCheckpointDataset
 from clip_reid.modeling import ReidCheckpoint
 from clip_reid.pipeline_registry import register_pipelines

@@ -18,7 +18,8 @@ import clip_reid
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.modeling import ClipSpec
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.pipelines.encoder_training.nodes import train_reid_model
 
 
@@ -43,9 +44,9 @@ def main() -> None:
     params["model"]["image_size"] = [64, 32]
     trainer = {"accelerator": "cpu", "devices": 1, "precision": "32-true", "deterministic": True,
                "enable_progress_bar": False, "log_every_n_steps": 1}
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(0)),
-            "labels": torch.arange(8)}
-    backbone = clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+    text = TextFeatures.of_identities(
+        torch.randn(8, 128, generator=torch.Generator().manual_seed(0)))
+    backbone = ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
     args = [index, text, backbone]
     if "image_captions" in inspect.signature(train_reid_model).parameters:
         args.append(pd.DataFrame(columns=["path", "pid", "caption", "source"]))

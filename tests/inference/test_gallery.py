@@ -48,7 +48,8 @@ def test_build_reuses_old_features_and_embeds_only_new_images(caplog):
     expected = torch.stack([_feature(path) for path in _names(2, 3, 4, 5)])
     assert torch.equal(second.features, expected)
     extractor.embedded.clear()
-    GalleryIndex.build(extractor, _names(2, 3), pids=[2, 3], previous=GalleryIndex.from_state(second.to_state()))
+    GalleryIndex.build(extractor, _names(2, 3), pids=[2, 3],
+                       previous=GalleryIndex.from_state(second.to_state()))
     assert extractor.embedded == []
 
 

@@ -7,6 +7,7 @@ from clip_reid.metrics.text_retrieval import (
     evaluate_text_retrieval,
 )
 
+
 def test_ranking_ignores_cameras_and_scores_by_cosine():
     gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.0]]) * 3
     gallery_pids = [5, 6, 5, 7]

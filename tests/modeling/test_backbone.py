@@ -2,26 +2,21 @@ import pytest
 import torch
 
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
-from clip_reid.modeling.backbone import (
-    clip_backbone_checkpoint,
-    is_finetuned,
-    load_clip_backbone,
-)
+from clip_reid.modeling.backbone import ClipBackbone
 
 SPEC = ClipSpec(arch="tiny-rn", weights="random", seed=3)
 
 
-def _round_trip(checkpoint, tmp_path):
+def _round_trip(backbone: ClipBackbone, tmp_path) -> ClipBackbone:
     path = tmp_path / "backbone.pt"
-    torch.save(checkpoint, path)
-    return torch.load(path, weights_only=True)
+    torch.save(backbone.to_state(), path)
+    return ClipBackbone.from_state(torch.load(path, weights_only=True))
 
 
 def test_untuned_backbone_is_the_configured_model(tmp_path):
-    checkpoint = _round_trip(clip_backbone_checkpoint(SPEC), tmp_path)
-    assert not is_finetuned(checkpoint)
-    assert checkpoint["state_dict"] == {}
-    loaded = load_clip_backbone(checkpoint, SPEC)
+    backbone = _round_trip(ClipBackbone.of(SPEC), tmp_path)
+    assert not backbone.finetuned and backbone.to_state()["state_dict"] == {}
+    loaded = backbone.clip_model(SPEC)
     reference = load_clip(SPEC)
     for (name, value), expected in zip(loaded.state_dict().items(),
                                        reference.state_dict().values(), strict=True):
@@ -32,29 +27,29 @@ def test_tuned_weights_come_back_exactly(tmp_path):
     tuned = load_clip(SPEC)
     with torch.no_grad():
         tuned.token_embedding.weight.add_(1.0)
-    checkpoint = _round_trip(clip_backbone_checkpoint(SPEC, tuned, final_loss=0.5), tmp_path)
-    assert is_finetuned(checkpoint) and checkpoint["final_loss"] == 0.5
-    loaded = load_clip_backbone(checkpoint, SPEC)
+    backbone = _round_trip(ClipBackbone.of(SPEC, tuned, final_loss=0.5), tmp_path)
+    assert backbone.finetuned and backbone.metadata == {"final_loss": 0.5}
+    loaded = backbone.clip_model(SPEC)
     assert torch.equal(loaded.token_embedding.weight, tuned.token_embedding.weight)
     assert not loaded.training
 
 
 def test_backbone_of_another_architecture_is_refused():
-    checkpoint = clip_backbone_checkpoint(SPEC)
+    backbone = ClipBackbone.of(SPEC)
     with pytest.raises(ValueError, match="kedro run --pipelines captions"):
-        load_clip_backbone(checkpoint, ClipSpec(arch="tiny-vit", weights="random", seed=3))
+        backbone.clip_model(ClipSpec(arch="tiny-vit", weights="random", seed=3))
     # the download folder is not part of the model's identity
-    load_clip_backbone(checkpoint, ClipSpec(arch="tiny-rn", weights="random", seed=3,
-                                            cache_dir="/elsewhere"))
+    backbone.clip_model(ClipSpec(arch="tiny-rn", weights="random", seed=3,
+                                 cache_dir="/elsewhere"))
 
 
 def test_tuned_weights_that_do_not_fit_are_reported():
-    checkpoint = clip_backbone_checkpoint(SPEC, load_clip(SPEC))
-    del checkpoint["state_dict"]["token_embedding.weight"]
+    state = ClipBackbone.of(SPEC, load_clip(SPEC)).to_state()
+    del state["state_dict"]["token_embedding.weight"]
     with pytest.raises(WeightsError, match="missing 1"):
-        load_clip_backbone(checkpoint, SPEC)
+        ClipBackbone.from_state(state).clip_model(SPEC)
 
 
-def test_not_a_backbone_checkpoint():
-    with pytest.raises(ValueError, match="Not a CLIP backbone"):
-        load_clip_backbone({"state_dict": {}}, SPEC)
+def test_not_a_backbone_checkpoint_names_its_source():
+    with pytest.raises(ValueError, match="backbone.pt is not a CLIP backbone checkpoint"):
+        ClipBackbone.from_state({"state_dict": {}}, "backbone.pt")

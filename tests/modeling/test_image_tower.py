@@ -10,7 +10,7 @@ import torch
 
 from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, ReidConfig, load_clip
 from clip_reid.modeling import image_tower as image_tower_module
-from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import EncoderOptimizer, encoder_param_groups
 from clip_reid.modeling.image_tower import CnnImageTower
 from clip_reid.modeling.model_settings import ModelSettings
@@ -70,10 +70,10 @@ def test_file_weights_reach_the_trunk_and_checkpoints_rebuild_without_the_file(t
 
 def test_the_backbone_checkpoint_refuses_another_image_tower(tmp_path):
     spec = ClipSpec(image_tower=TOWER)
-    checkpoint = clip_backbone_checkpoint(spec)
-    load_clip_backbone(checkpoint, spec)
+    checkpoint = ClipBackbone.of(spec)
+    checkpoint.clip_model(spec)
     with pytest.raises(ValueError, match="Re-run the captions pipeline"):
-        load_clip_backbone(checkpoint, dataclasses.replace(spec, image_tower="clip"))
+        checkpoint.clip_model(dataclasses.replace(spec, image_tower="clip"))
 
 
 def test_the_pretrained_tower_learns_at_tower_lr_factor_and_new_layers_at_base_lr():

@@ -25,13 +25,14 @@ from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.data.splits import select_split
 from clip_reid.engine_settings import RayTrainSettings
 from clip_reid.modeling import ClipReidModel, ClipSpec
-from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import (
     EncoderTrainingModule,
     EncoderTrainingSettings,
     train_encoder,
 )
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.trainer import TrainerSettings
 
 ray = pytest.importorskip("ray")
@@ -134,8 +135,8 @@ def _single_process(train, text, backbone, model: ModelSettings,
     L.seed_everything(0, workers=True, verbose=False)  # as train_encoder: the same initial model
     config = model.reid_config(int(train["label"].max()) + 1, int(train["camid"].max()) + 1)
     module = _TwoWorkersInOneProcess(
-        ClipReidModel(config, load_clip_backbone(backbone, config.clip)).train(),
-        text["features"], settings.optimizer, settings.loss)
+        ClipReidModel(config, backbone.clip_model(config.clip)).train(),
+        text.features, settings.optimizer, settings.loss)
     initial = {name: value.detach().clone() for name, value in module.model.named_parameters()
                if value.requires_grad}
     sampler = RandomIdentitySampler(train["label"].tolist(), GLOBAL_BATCH // WORKERS,
@@ -154,8 +155,9 @@ def test_stage2_on_two_workers_ends_at_the_single_process_weights(address, tiny_
                                                                       tiny_params):
     model, settings = _stage2(tiny_params)
     train = select_split(tiny_index, "train")
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(1))}
-    backbone = clip_backbone_checkpoint(ClipSpec(**tiny_params["model"]["clip"]))
+    text = TextFeatures.of_identities(
+        torch.randn(8, 128, generator=torch.Generator().manual_seed(1)))
+    backbone = ClipBackbone.of(ClipSpec(**tiny_params["model"]["clip"]))
     on_ray = train_encoder(train, text, backbone, model, settings, _trainer(address), 0)
     initial, single = _single_process(train, text, backbone, model, settings, sampler_seed=0)
     _, other_order = _single_process(train, text, backbone, model, settings, sampler_seed=1)

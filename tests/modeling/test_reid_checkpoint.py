@@ -59,7 +59,8 @@ def test_a_published_copy_names_its_fingerprint_without_hashing_again():
     assert state["fingerprint"] == checkpoint.fingerprint
     state["state_dict"] = {k: v + 1 if v.is_floating_point() else v
                            for k, v in state["state_dict"].items()}
-    assert ReidCheckpoint.from_state(state).fingerprint == checkpoint.fingerprint  # named, not hashed
+    # the published fingerprint is named, not hashed again
+    assert ReidCheckpoint.from_state(state).fingerprint == checkpoint.fingerprint
 
 
 def test_require_model_names_both_models_and_the_fix():

@@ -9,7 +9,6 @@ from builders import base_parameters, run_pipeline
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.modeling import ClipSpec, load_clip
-from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
 from clip_reid.pipelines.captions import create_pipeline
 
 
@@ -69,7 +68,7 @@ def test_missing_source_file_says_which_parameter(demo, tmp_path):
 
 def test_without_fine_tuning_the_backbone_is_the_configured_clip(demo):
     backbone = _run(demo, {"attributes": "beside_dataset"})["clip_backbone"]
-    assert not is_finetuned(backbone) and backbone["state_dict"] == {}
+    assert not backbone.finetuned and backbone.tuned_weights is None
 
 
 def test_caption_fine_tuning_trains_clip_on_training_captions_only(demo, tmp_path):
@@ -77,12 +76,12 @@ def test_caption_fine_tuning_trains_clip_on_training_captions_only(demo, tmp_pat
     outputs = _run(demo, {"attributes": "beside_dataset"}, params)
     backbone, captions = outputs["clip_backbone"], outputs["image_captions"]
     train_paths = demo[1].path[demo[1].split == "train"]
-    assert is_finetuned(backbone)
-    assert backbone["pairs"] == int(captions.path.isin(train_paths).sum()) < len(captions)
+    assert backbone.finetuned
+    assert backbone.metadata["pairs"] == int(captions.path.isin(train_paths).sum()) < len(captions)
     spec = ClipSpec(**params["model"]["clip"])
-    tuned, original = load_clip_backbone(backbone, spec), load_clip(spec)
+    tuned, original = backbone.clip_model(spec), load_clip(spec)
     assert not torch.equal(tuned.token_embedding.weight, original.token_embedding.weight)
-    assert torch.isfinite(torch.tensor(backbone["final_loss"]))
+    assert torch.isfinite(torch.tensor(backbone.metadata["final_loss"]))
     assert not (tmp_path / "work").exists()  # a finished run leaves no resume state
 
 
@@ -101,7 +100,7 @@ def test_absent_attribute_file_beside_the_dataset_is_skipped_with_one_info_line(
     skipped = [r for r in caplog.records if "market_attribute.mat" in r.getMessage()]
     assert len(skipped) == 1 and skipped[0].levelno == logging.INFO
     assert str(tiny_market) in skipped[0].getMessage()
-    assert not outputs["clip_backbone"]["state_dict"]  # the rest of the pipeline still runs
+    assert not outputs["clip_backbone"].finetuned  # the rest of the pipeline still runs
 
 
 def test_an_explicit_attribute_path_must_exist(demo, tmp_path):

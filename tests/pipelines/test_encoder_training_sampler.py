@@ -8,7 +8,8 @@ from builders import run_pipeline
 from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.modeling import ClipSpec
 from clip_reid.modeling import encoder_training as encoder_training_module
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.pipelines import encoder_training
 
 
@@ -29,10 +30,10 @@ def test_the_sampler_parameter_chooses_the_identity_policy(
     else:
         assert tiny_params["encoder_training"]["sampler"] == "exact"  # the demo default
     tiny_params["encoder_training"]["max_epochs"] = 1
-    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(torch.randn(8, 128))
     inputs = {"image_index": tiny_index, "text_features": text, "params:seed": 0,
               "image_captions": pd.DataFrame(columns=["path", "pid", "caption", "source"]),
-              "clip_backbone": clip_backbone_checkpoint(ClipSpec(**tiny_params["model"]["clip"])),
+              "clip_backbone": ClipBackbone.of(ClipSpec(**tiny_params["model"]["clip"])),
               **{f"params:{k}": v for k, v in tiny_params.items()}}
     run_pipeline(encoder_training.create_pipeline(), inputs)
     assert [sampler.policy for sampler in built] == [policy]

@@ -11,9 +11,10 @@ from clip_reid.modeling import (
     load_clip,
     tokenizer_for,
 )
-from clip_reid.modeling.backbone import clip_backbone_checkpoint, load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.prompt_learning import (
     PromptLearningSettings,
     cache_train_features,
@@ -25,7 +26,7 @@ NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
 def _backbone(params):
-    return clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+    return ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
 
 
 def _stage1(index, params, captions=NO_CAPTIONS):
@@ -45,12 +46,12 @@ def _stage2(index, text_features, params, captions=NO_CAPTIONS):
 def test_prompt_learning_outputs(tiny_index, tiny_params):
     out = _stage1(tiny_index, tiny_params)
     features = out["train_image_features"]
-    assert features["features"].shape == (int((tiny_index.split == "train").sum()), 128)
-    assert out["text_features"]["features"].shape == (8, 128)
+    assert features.features.shape == (int((tiny_index.split == "train").sum()), 128)
+    assert out["text_features"].features.shape == (8, 128)
     learner = out["prompt_learner"]
-    assert learner["state_dict"]["ctx"].shape == (8, 4, 128)
-    assert learner["config"]["num_classes"] == 8
-    assert learner["config"]["class_word"] == "person"  # class_word null: the demo layout's
+    assert learner.state_dict["ctx"].shape == (8, 4, 128)
+    assert learner.config["num_classes"] == 8
+    assert learner.config["class_word"] == "person"  # class_word null: the demo layout's
 
 
 def test_prompt_class_word_comes_from_the_layout_unless_set(tiny_index, tiny_params):
@@ -70,7 +71,7 @@ def test_prompt_learning_caption_modes_run(tiny_index, tiny_params, mode):
     tiny_params["prompt_learning"]["caption_mode"] = mode
     out = _stage1(tiny_index, tiny_params, captions)
     assert out["prompt_learner"]["config"]["caption_mode"] == mode
-    assert torch.isfinite(out["text_features"]["features"]).all()
+    assert torch.isfinite(out["text_features"].features).all()
 
 
 def test_graph_sampling_option_runs(tiny_index, tiny_params):
@@ -78,15 +79,16 @@ def test_graph_sampling_option_runs(tiny_index, tiny_params):
         enabled=True, classes_per_batch=3, instances_per_class=2, start_epoch=1
     )
     out = _stage1(tiny_index, tiny_params)
-    assert out["text_features"]["features"].shape[0] == 8
+    assert out["text_features"].features.shape[0] == 8
 
 
 def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_index, tiny_params):
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(0)),
-            "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(
+        torch.randn(8, 128, generator=torch.Generator().manual_seed(0)))
     first = _stage2(tiny_index, text, tiny_params)["reid_model"]
     second = _stage2(tiny_index, text, tiny_params)["reid_model"]
-    assert first.metadata["final_metrics"]["loss_epoch"] == second.metadata["final_metrics"]["loss_epoch"]
+    assert (first.metadata["final_metrics"]["loss_epoch"]
+            == second.metadata["final_metrics"]["loss_epoch"])
     model = first.model()
     assert model(torch.randn(2, 3, 64, 32)).shape == (2, 640)
     assert first.config.num_classes == 8
@@ -98,8 +100,8 @@ def test_encoder_training_checkpoint_rebuilds_and_same_seed_same_losses(tiny_ind
 
 def test_encoder_training_caption_term_trains_and_needs_training_captions(tiny_index,
                                                                           tiny_params):
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(0)),
-            "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(
+        torch.randn(8, 128, generator=torch.Generator().manual_seed(0)))
     tiny_params["encoder_training"]["loss"]["weights"]["caption"] = 1.0
     train = tiny_index[tiny_index.split == "train"]
     captions = pd.DataFrame({"path": train.path, "pid": train.pid, "source": "csv",
@@ -114,7 +116,7 @@ def test_encoder_training_caption_term_trains_and_needs_training_captions(tiny_i
 
 
 def test_encoder_training_rejects_text_features_of_another_split(tiny_index, tiny_params):
-    text = {"features": torch.randn(5, 128), "labels": torch.arange(5)}
+    text = TextFeatures.of_identities(torch.randn(5, 128))
     with pytest.raises(ValueError, match="re-run prompt_learning"):
         _stage2(tiny_index, text, tiny_params)
 
@@ -122,7 +124,7 @@ def test_encoder_training_rejects_text_features_of_another_split(tiny_index, tin
 def test_encoder_training_runs_on_two_cpu_processes(tiny_index, tiny_params):
     """Multi-device training: DDP over 2 CPU processes (gloo), each rank with whole P×K batches."""
     tiny_params["trainer"].update(devices=2, strategy="ddp_spawn")
-    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(torch.randn(8, 128))
     checkpoint = _stage2(tiny_index, text, tiny_params)["reid_model"]
     assert checkpoint.metadata["epochs"] == 2
     model = checkpoint.model()
@@ -142,22 +144,22 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, t
     with torch.no_grad():
         tuned.token_embedding.weight.mul_(3.0)
         tuned.visual.conv1.weight.mul_(-1.0)
-    backbone = clip_backbone_checkpoint(spec, tuned)
+    backbone = ClipBackbone.of(spec, tuned)
     stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
     train = select_split(tiny_index, "train")
     plain = cache_train_features(train, _backbone(tiny_params), model, stage1, torch.device("cpu"))
     tuned_features = cache_train_features(train, backbone, model, stage1, torch.device("cpu"))
-    assert not torch.allclose(plain["features"], tuned_features["features"])
+    assert not torch.allclose(plain.features, tuned_features.features)
 
-    learner = PromptLearner(8, TextEncoder(load_clip_backbone(backbone, spec),
+    learner = PromptLearner(8, TextEncoder(backbone.clip_model(spec),
                                            tokenizer_for(spec.arch)))
     expected = tuned.token_embedding(learner.tokenized_prompts)
     assert torch.equal(learner.template_embedding, expected)
 
-    text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(torch.randn(8, 128))
     stage2 = EncoderTrainingSettings.from_params({**tiny_params["encoder_training"],
                                                   "max_epochs": 1})
     from_tuned = train_encoder(train, text, backbone, model, stage2, trainer, 0)
     from_plain = train_encoder(train, text, _backbone(tiny_params), model, stage2, trainer, 0)
-    assert not torch.equal(from_tuned["state_dict"]["image_encoder.visual.conv1.weight"],
-                           from_plain["state_dict"]["image_encoder.visual.conv1.weight"])
+    assert not torch.equal(from_tuned.state_dict["image_encoder.visual.conv1.weight"],
+                           from_plain.state_dict["image_encoder.visual.conv1.weight"])

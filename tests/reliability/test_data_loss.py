@@ -16,7 +16,8 @@ from reliability.run_start import start_run
 from toy_training import FINGERPRINT, fit_toy
 
 from clip_reid.modeling import ClipSpec
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.trainer import resume_checkpoint
 from clip_reid.modeling.work_dir import MARKER_FILE, RESUME_FILE, WorkDirError
 from clip_reid.pipelines import encoder_training, prompt_learning
@@ -83,7 +84,7 @@ def test_the_training_loop_refuses_a_foreign_folder_too(tmp_path, snapshot):
 
 
 def _backbone(params):
-    return clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+    return ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -101,7 +102,7 @@ def test_each_stage_refuses_a_foreign_work_dir(tiny_index, tiny_params, tmp_path
             run_pipeline(prompt_learning.create_pipeline(), common)
         elif stage == "encoder_training":
             tiny_params["encoder_training"]["work_dir"] = str(precious)
-            text = {"features": torch.randn(8, 128), "labels": torch.arange(8)}
+            text = TextFeatures.of_identities(torch.randn(8, 128))
             run_pipeline(encoder_training.create_pipeline(), common | {"text_features": text})
         else:
             train = tiny_index[tiny_index.split == "train"]

@@ -18,8 +18,8 @@ from toy_training import FINGERPRINT, fit_toy
 from clip_reid.app.cli import load_gallery
 from clip_reid.inference import FeatureExtractor
 from clip_reid.io import TorchCheckpointDataset
-from clip_reid.modeling.checkpoint_file import CheckpointFileError
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
+from clip_reid.modeling.checkpoint_file import CheckpointFileError
 from clip_reid.modeling.trainer import resume_checkpoint
 from clip_reid.modeling.work_dir import MARKER_FILE, RESUME_FILE
 

@@ -17,9 +17,10 @@ from toy_training import CrashAt, fit_toy
 
 from clip_reid.data.splits import select_split
 from clip_reid.modeling import ClipSpec
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.prompt_learning import (
     PromptLearningSettings,
     cache_train_features,
@@ -71,7 +72,7 @@ def _settings(params):
 
 
 def _backbone(params):
-    return clip_backbone_checkpoint(ClipSpec(**params["model"]["clip"]))
+    return ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
 
 
 def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
@@ -79,8 +80,8 @@ def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_p
     model, trainer = _settings(tiny_params)
     tiny_params["encoder_training"]["max_epochs"] = 3
     train = select_split(tiny_index, "train")
-    text = {"features": torch.randn(8, 128, generator=torch.Generator().manual_seed(1)),
-            "labels": torch.arange(8)}
+    text = TextFeatures.of_identities(
+        torch.randn(8, 128, generator=torch.Generator().manual_seed(1)))
     backbone = _backbone(tiny_params)
 
     def run(work, callbacks=()):
@@ -125,7 +126,7 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     resumed, resumed_text = run(tmp_path / "resumed", [crash])
     assert crash.started == [0, 1, 1, 2]
     _assert_same_weights(straight["state_dict"], resumed["state_dict"])
-    assert torch.equal(straight_text["features"], resumed_text["features"])
+    assert torch.equal(straight_text.features, resumed_text.features)
 
 
 def _newest(project: Path, dataset: str, name: str) -> Path:

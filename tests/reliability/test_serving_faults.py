@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from PIL import Image
 
 from clip_reid.app.search import SearchService
-from clip_reid.inference import FeatureExtractor, GalleryIndex, decode_image
+from clip_reid.inference import FeatureExtractor, decode_image
 from clip_reid.inference.images import ImageTooLargeError
 from clip_reid.inference.serving import ServingSettings, shown_paths
 from clip_reid.inference.text_search import TextSearchSettings, search_by_text
@@ -84,10 +84,12 @@ def test_the_served_model_answers_400_to_oversized_images_and_requests(served):
         identify_queries_served(_query(big_png(9000, 9000)), checkpoint, gallery, _inference())
     assert raised.value.get_http_status_code() == 400
     with pytest.raises(MlflowException, match="4 records, more than the 3") as raised:
-        identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery, _inference({"max_records": 3}))
+        identify_queries_served(_query(_jpeg(), 4), checkpoint, gallery,
+                                _inference({"max_records": 3}))
     assert raised.value.get_http_status_code() == 400
     with pytest.raises(MlflowException, match=r"serving.max_records = 0 is invalid: expected an"):
-        identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"max_records": 0}))
+        identify_queries_served(_query(_jpeg()), checkpoint, gallery,
+                                _inference({"max_records": 0}))
     with pytest.raises(MlflowException, match="Unknown parameter inference.serving.max_pix"):
         identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"max_pix": 1}))
 
@@ -98,11 +100,14 @@ def test_answers_carry_paths_relative_to_the_gallery_root_not_server_paths(serve
     shown = answer["topk_paths"].iloc[0]
     assert len(shown) == 3 and all(not p.startswith("/") and str(root) not in p for p in shown)
     assert all(p.endswith("_c1s1_000001_00.jpg") and "/" not in p for p in shown)
-    under_site = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"path_root": str(root)}))
+    under_site = identify_queries_served(_query(_jpeg()), checkpoint, gallery,
+                                      _inference({"path_root": str(root)}))
     assert all(p.startswith("gallery/") for p in under_site["topk_paths"].iloc[0])
-    absolute = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"paths": "absolute"}))
+    absolute = identify_queries_served(_query(_jpeg()), checkpoint, gallery,
+                                    _inference({"paths": "absolute"}))
     assert all(p.startswith(str(root)) for p in absolute["topk_paths"].iloc[0])
-    hidden = identify_queries_served(_query(_jpeg()), checkpoint, gallery, _inference({"paths": "none"}))
+    hidden = identify_queries_served(_query(_jpeg()), checkpoint, gallery,
+                                  _inference({"paths": "none"}))
     assert "topk_paths" not in hidden and hidden["topk_pids"].iloc[0]
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import pandas as pd
 import torch
 
 from clip_reid.data.splits import select_split
 from clip_reid.evaluation.feature_set import FeatureSet
-from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
@@ -42,16 +41,16 @@ def embed_splits(
 
 
 def untrained_checkpoint(
-    image_index: pd.DataFrame, clip_backbone: dict[str, Any], model: ModelSettings,
+    image_index: pd.DataFrame, clip_backbone: ClipBackbone, model: ModelSettings,
     device: torch.device,
 ) -> ReidCheckpoint:
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     train = select_split(image_index, "train")
     config = model.reid_config(max(int(train["label"].max()) + 1, 1), 0)
-    clip = load_clip_backbone(clip_backbone, config.clip)
+    clip = clip_backbone.clip_model(config.clip)
     reid_model = ClipReidModel(config, clip)
     # Random BN statistics would collapse every feature (a tuned backbone has trained ones).
-    if config.clip.random_image_tower and not is_finetuned(clip_backbone):
+    if config.clip.random_image_tower and not clip_backbone.finetuned:
         recalibrate_batch_norm(reid_model.image_encoder, train, model.eval_transform(),
                                device=device)
     mean, std = model.normalization()

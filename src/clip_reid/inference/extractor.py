@@ -25,9 +25,10 @@ class FeatureExtractor:
     """Callable: a list of images (paths, bytes, base64, PIL, arrays) → (N, feature_dim) features.
 
     ``checkpoint`` is a ReID checkpoint file (.pt) or a ReidCheckpoint (the ``reid_model``
-    catalog entry). ``backend="onnx"`` runs ``onnx_model`` (path or bytes of the checkpoint's ONNX export)
-    with onnxruntime instead of PyTorch; the PyTorch model is then never built. ``onnx_threads``
-    caps onnxruntime's intra-op threads (default: one per core), e.g. one per serving worker.
+    catalog entry). ``backend="onnx"`` runs ``onnx_model`` (path or bytes of the checkpoint's
+    ONNX export) with onnxruntime instead of PyTorch; the PyTorch model is then never built.
+    ``onnx_threads`` caps onnxruntime's intra-op threads (default: one per core), e.g. one per
+    serving worker.
     """
 
     _last: ClassVar[dict[tuple[str, int], FeatureExtractor]] = {}  # see ``cached``

@@ -7,12 +7,12 @@ from clip_reid.modeling.clip_factory import (
 )
 from clip_reid.modeling.prompt_learner import PromptLearner
 from clip_reid.modeling.reid_backbone import ImageFeatures, ReidImageEncoder, resize_grid_embedding
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.reid_model import (
     ClipReidModel,
     ReidConfig,
     ReidTrainOutput,
 )
-from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.text_encoder import TextEncoder
 from clip_reid.modeling.weights import WeightsError
 

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import pandas as pd
@@ -29,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from clip_reid.data.image_dataset import read_rgb
 from clip_reid.data.transforms import build_train_transform
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.clip_factory import load_clip, tokenizer_for
 from clip_reid.modeling.losses import supervised_contrastive_loss
 from clip_reid.modeling.model_settings import ModelSettings
@@ -170,7 +169,7 @@ class CaptionPairsDataModule(L.LightningDataModule):
 def caption_tuned_backbone(
     pairs: pd.DataFrame, model: ModelSettings, settings: CaptionFinetuneSettings,
     trainer: TrainerSettings, seed: int, callbacks: Sequence[Callback] = (),
-) -> dict[str, Any]:
+) -> ClipBackbone:
     """CLIP fine-tuned on training ``pairs`` (columns path, caption), as a clip_backbone."""
     if pairs.empty:
         raise ValueError(
@@ -196,5 +195,5 @@ def caption_tuned_backbone(
                            max_epochs=settings.max_epochs, trainer=trainer,
                            fingerprint=fingerprint, generators=[data.generator],
                            callbacks=callbacks)
-    return clip_backbone_checkpoint(model.clip, module.clip.eval(), pairs=len(pairs),
+    return ClipBackbone.of(model.clip, module.clip.eval(), pairs=len(pairs),
                                     final_loss=result.metrics.get("loss", float("nan")))

@@ -23,11 +23,12 @@ from torch.utils.data import DataLoader
 from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.engine_settings import worker_batch_size
-from clip_reid.modeling.backbone import load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_caption_features
 from clip_reid.modeling.clip_factory import tokenizer_for
 from clip_reid.modeling.losses import EncoderLossWeights, encoder_training_loss
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
+from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.reid_model import ClipReidModel
 from clip_reid.modeling.schedules import warmup_multistep
@@ -214,7 +215,7 @@ class IdentityBatchDataModule(L.LightningDataModule):
 
 
 def train_encoder(
-    train: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
+    train: pd.DataFrame, text_features: TextFeatures, clip_backbone: ClipBackbone,
     model: ModelSettings, settings: EncoderTrainingSettings, trainer: TrainerSettings, seed: int,
     callbacks: Sequence[Callback] = (), image_captions: pd.DataFrame | None = None,
 ) -> ReidCheckpoint:
@@ -222,7 +223,7 @@ def train_encoder(
     against the stage-1 ``text_features``; return a self-describing checkpoint (with CLIP's
     text tower, for text queries). ``image_captions`` feed the optional caption term."""
     L.seed_everything(seed, workers=True, verbose=False)
-    features = text_features["features"]
+    features = text_features.features
     num_classes = int(train["label"].max()) + 1
     if features.shape[0] != num_classes:
         raise ValueError(
@@ -230,7 +231,7 @@ def train_encoder(
             f"{num_classes}: re-run prompt_learning on this image_index."
         )
     config = model.reid_config(num_classes, int(train["camid"].max()) + 1)
-    clip = load_clip_backbone(clip_backbone, config.clip)
+    clip = clip_backbone.clip_model(config.clip)
     reid_model = ClipReidModel(config, clip).train()
     captions = None
     if settings.loss.weights.caption > 0:

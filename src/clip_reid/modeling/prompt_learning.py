@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import pandas as pd
@@ -28,11 +27,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from clip_reid.data.layouts import class_word_for
 from clip_reid.data.samplers import GraphSampler
-from clip_reid.modeling.backbone import is_finetuned, load_clip_backbone
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.clip_factory import ClipSpec, tokenizer_for
 from clip_reid.modeling.features import extract_features, recalibrate_batch_norm
 from clip_reid.modeling.losses import prompt_learning_loss
 from clip_reid.modeling.model_settings import ModelSettings
+from clip_reid.modeling.prompt_artifacts import (
+    PromptLearnerCheckpoint,
+    TextFeatures,
+    TrainImageFeatures,
+)
 from clip_reid.modeling.prompt_learner import PromptLearner
 from clip_reid.modeling.reid_backbone import ReidImageEncoder
 from clip_reid.modeling.schedules import cosine_with_warmup
@@ -239,20 +243,20 @@ class ProjectionOnly(nn.Module):
 
 
 def cache_train_features(
-    train: pd.DataFrame, clip_backbone: dict[str, Any], model: ModelSettings,
-    settings: PromptLearningSettings, device: torch.device, num_workers: int = 0,
-) -> dict[str, Any]:
+    train: pd.DataFrame, clip_backbone: ClipBackbone, model: ModelSettings,
+    settings: PromptLearningSettings, device: torch.device, num_workers: int,
+) -> TrainImageFeatures:
     """Image features of every training image, computed once with the frozen encoder."""
-    clip = load_clip_backbone(clip_backbone, model.clip)
+    clip = clip_backbone.clip_model(model.clip)
     encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride)
     transform = model.eval_transform()
-    if model.clip.random_image_tower and not is_finetuned(clip_backbone):
+    if model.clip.random_image_tower and not clip_backbone.finetuned:
         recalibrate_batch_norm(encoder, train, transform, device=device)
     features = extract_features(ProjectionOnly(encoder), train, transform,
                                 batch_size=settings.feature_batch_size, num_workers=num_workers,
                                 device=device, description="stage-1 features")
-    return {"features": features, "labels": torch.tensor(train["label"].to_numpy()),
-            "paths": train["path"].tolist()}
+    return TrainImageFeatures(features, torch.tensor(train["label"].to_numpy()),
+                              tuple(train["path"]))
 
 
 def caption_tokens(
@@ -279,38 +283,37 @@ def caption_tokens(
 def prompt_learner_checkpoint(
     learner: PromptLearner, spec: ClipSpec, caption_mode: str, caption_finetuned: bool,
     final_loss: float,
-) -> dict[str, Any]:
+) -> PromptLearnerCheckpoint:
     """The stage-1 checkpoint: how to rebuild the learner, its weights, its last loss."""
-    return {
-        "config": {"clip": spec.to_dict(), "num_classes": learner.num_classes,
-                   "n_ctx": learner.n_ctx, "class_word": learner.class_word,
-                   "caption_mode": caption_mode, "caption_finetuned": caption_finetuned},
-        "state_dict": {k: v.detach().cpu() for k, v in learner.state_dict().items()},
-        "final_loss": final_loss,
-    }
+    return PromptLearnerCheckpoint(
+        {"clip": spec.to_dict(), "num_classes": learner.num_classes, "n_ctx": learner.n_ctx,
+         "class_word": learner.class_word, "caption_mode": caption_mode,
+         "caption_finetuned": caption_finetuned},
+        {k: v.detach().cpu() for k, v in learner.state_dict().items()}, final_loss)
 
 
 def learn_prompts(
-    train_features: dict[str, Any], image_captions: pd.DataFrame, clip_backbone: dict[str, Any],
+    train_features: TrainImageFeatures, image_captions: pd.DataFrame,
+    clip_backbone: ClipBackbone,
     model: ModelSettings, settings: PromptLearningSettings, trainer: TrainerSettings, seed: int,
     callbacks: Sequence[Callback] = (),
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[PromptLearnerCheckpoint, TextFeatures]:
     """Stage 1: learn the identity context on cached features; return the learner's
     checkpoint and the text features of every identity (the input of stage 2)."""
     L.seed_everything(seed, workers=True, verbose=False)
-    clip = load_clip_backbone(clip_backbone, model.clip)
+    clip = clip_backbone.clip_model(model.clip)
     text_encoder = TextEncoder(clip, tokenizer_for(model.clip.arch))
-    labels = train_features["labels"]
-    num_classes = int(labels.max()) + 1
+    labels = train_features.labels
+    num_classes = train_features.num_classes
     if settings.class_word is None:
         raise ValueError("prompt_learning.class_word is unresolved: pass "
                          "settings.for_layout(<dataset layout name>) (person, vehicle, ...).")
     learner = PromptLearner(num_classes, text_encoder, settings.n_ctx, settings.class_word)
     module = PromptLearningModule(learner, text_encoder, settings.optimizer, settings.max_epochs,
                                   settings.caption_mode)
-    tokens = caption_tokens(train_features["paths"], image_captions, settings.caption_mode,
+    tokens = caption_tokens(list(train_features.paths), image_captions, settings.caption_mode,
                             learner, text_encoder, seed)
-    data = CachedFeaturesDataModule(CachedFeatures(train_features["features"], labels, tokens),
+    data = CachedFeaturesDataModule(CachedFeatures(train_features.features, labels, tokens),
                                     settings, seed)
     fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
                    "trainer": trainer.to_dict(), "seed": seed, "num_images": len(labels),
@@ -321,7 +324,7 @@ def learn_prompts(
                            callbacks=[*data.callbacks, *callbacks])
     module.eval()
     checkpoint = prompt_learner_checkpoint(learner, model.clip, settings.caption_mode,
-                                           is_finetuned(clip_backbone),
+                                           clip_backbone.finetuned,
                                            result.metrics.get("loss", float("nan")))
     text_features = module.all_class_features().float().cpu()
-    return checkpoint, {"features": text_features, "labels": torch.arange(num_classes)}
+    return checkpoint, TextFeatures.of_identities(text_features)

@@ -141,7 +141,7 @@ class ReidCheckpoint:
         return digest.hexdigest()
 
     def require_model(self, fingerprint: str, what: str, fix: str) -> None:
-        """Raise ModelMismatchError unless ``what`` (e.g. "gallery_index") was made by this model."""
+        """ModelMismatchError unless ``what`` (e.g. "gallery_index") was made by this model."""
         if fingerprint != self.fingerprint:
             raise ModelMismatchError(
                 f"{what} was embedded by model {fingerprint or '<unknown>'}, not by this model "

@@ -18,6 +18,7 @@ from clip_reid.modeling.clip_factory import ClipSpec, load_clip, tokenizer_for
 from clip_reid.modeling.text_encoder import TextEncoder
 from clip_reid.modeling.weights import load_state_dict_strictly
 
+
 def text_tower_weights(clip_model: nn.Module) -> dict[str, torch.Tensor]:
     """The text-tower weights of ``clip_model`` (embeddings, transformer, final LN, projection)."""
     encoder = TextEncoder(clip_model, tokenizer=None)

@@ -16,9 +16,9 @@ import yaml
 
 from clip_reid.data.settings import DatasetSettings, IngestionSettings
 from clip_reid.engine_settings import worker_batch_size
+from clip_reid.evaluation.settings import EvaluationSettings
 from clip_reid.inference.gallery_retention import GalleryMaintenanceSettings
 from clip_reid.inference.text_search import TextSearchSettings
-from clip_reid.evaluation.settings import EvaluationSettings
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings
 from clip_reid.modeling.model_settings import ModelSettings

@@ -10,7 +10,7 @@ import pandas as pd
 
 from clip_reid.data.caption_gathering import gather_captions
 from clip_reid.data.caption_sources import caption_coverage, training_pairs
-from clip_reid.modeling.backbone import clip_backbone_checkpoint
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings, caption_tuned_backbone
 from clip_reid.modeling.caption_length import report_long_captions
 from clip_reid.modeling.model_settings import ModelSettings
@@ -46,12 +46,12 @@ def collect_captions(
 def prepare_clip_backbone(
     image_index: pd.DataFrame, image_captions: pd.DataFrame, model: dict[str, Any],
     caption_finetune: dict[str, Any], trainer: dict[str, Any], seed: int,
-) -> dict[str, Any]:
+) -> ClipBackbone:
     """The CLIP both training stages start from: as configured, or caption-tuned when enabled."""
     model_settings = ModelSettings.from_params(model, "model")
     settings = CaptionFinetuneSettings.from_params(caption_finetune, "caption_finetune")
     report_long_captions(image_captions["caption"], model_settings.clip.arch)
     if not settings.enabled:
-        return clip_backbone_checkpoint(model_settings.clip)
+        return ClipBackbone.of(model_settings.clip)
     return caption_tuned_backbone(training_pairs(image_index, image_captions), model_settings,
                                   settings, TrainerSettings.from_params(trainer, "trainer"), seed)

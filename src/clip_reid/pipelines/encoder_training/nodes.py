@@ -8,17 +8,19 @@ from typing import Any
 import pandas as pd
 
 from clip_reid.data.splits import select_split
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings, train_encoder
 from clip_reid.modeling.model_settings import ModelSettings
-from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.onnx_export import ONNX_TOLERANCE, check_onnx, export_onnx
+from clip_reid.modeling.prompt_artifacts import TextFeatures
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.trainer import TrainerSettings
 
 logger = logging.getLogger(__name__)
 
 
 def train_reid_model(
-    image_index: pd.DataFrame, text_features: dict[str, Any], clip_backbone: dict[str, Any],
+    image_index: pd.DataFrame, text_features: TextFeatures, clip_backbone: ClipBackbone,
     image_captions: pd.DataFrame, model: dict[str, Any], encoder_training: dict[str, Any],
     trainer: dict[str, Any], seed: int,
 ) -> ReidCheckpoint:

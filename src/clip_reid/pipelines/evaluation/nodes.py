@@ -19,6 +19,7 @@ from clip_reid.evaluation import EvaluationSettings, FeatureSet, Ranking
 from clip_reid.evaluation.embedding import embed_splits, untrained_checkpoint
 from clip_reid.metrics.rank_result import HEADLINE_METRICS
 from clip_reid.metrics.report import format_test_results
+from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.modeling.trainer import TrainerSettings, resolve_device
@@ -26,7 +27,7 @@ from clip_reid.modeling.trainer import TrainerSettings, resolve_device
 logger = logging.getLogger(__name__)
 
 
-def untrained_model(image_index: pd.DataFrame, clip_backbone: dict[str, Any],
+def untrained_model(image_index: pd.DataFrame, clip_backbone: ClipBackbone,
                     model: dict[str, Any], trainer: dict[str, Any]) -> ReidCheckpoint:
     """The baseline: the CLIP image encoder stages 1 and 2 start from, before ReID training."""
     device = resolve_device(TrainerSettings.from_params(trainer, "trainer"))

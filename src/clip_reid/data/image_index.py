@@ -19,12 +19,11 @@ import pandas as pd
 from PIL import Image
 
 from clip_reid.data.splits import SPLITS
+from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-JUNK_PID = -1  # Market-1501 junk: left out of the index, ignored in every ranking (official)
-DISTRACTOR_PID = 0  # Market-1501 distractor: an ordinary gallery identity matching no query
 INDEX_COLUMNS = ["split", "path", "pid", "camid", "seq", "frame", "label"]
 
 

@@ -1,36 +1,40 @@
 """ReID evaluation: CMC / mAP / mINP (Market-1501 protocol), distances, k-reciprocal
-re-ranking, faiss top-k retrieval, open-set labels, text reports and figures (no kedro)."""
+re-ranking, faiss top-k retrieval, open-set labels, text reports and figures: pure functions
+over arrays, importing nothing else of the project.
 
-from clip_reid.metrics.distance import compute_distance_matrix
-from clip_reid.metrics.open_set import UNKNOWN_PID, label_or_unknown, unknown_threshold
-from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
-from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
-from clip_reid.metrics.rank import evaluate_rank
-from clip_reid.metrics.rank_result import RankResult
-from clip_reid.metrics.reference import evaluate_rank_reference
-from clip_reid.metrics.report import format_results, format_test_results
-from clip_reid.metrics.rerank import re_rank
-from clip_reid.metrics.rerank_dense import rerank_dense
-from clip_reid.metrics.retrieval import FaissGalleryIndex
-from clip_reid.metrics.topk import evaluate_topk, top_k_ranked
+Names are imported on first use, so reading the protocol's labels (``metrics.protocol``) does
+not load torch, faiss or matplotlib."""
 
-__all__ = [
-    "DISTRACTOR_PID",
-    "JUNK_PID",
-    "UNKNOWN_PID",
-    "FaissGalleryIndex",
-    "RankResult",
-    "compute_distance_matrix",
-    "evaluate_rank",
-    "evaluate_rank_reference",
-    "evaluate_topk",
-    "format_results",
-    "format_test_results",
-    "label_or_unknown",
-    "plot_cmc_curve",
-    "plot_ranked_results",
-    "re_rank",
-    "rerank_dense",
-    "top_k_ranked",
-    "unknown_threshold",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "DISTRACTOR_PID": "protocol",
+    "JUNK_PID": "protocol",
+    "UNKNOWN_PID": "open_set",
+    "FaissGalleryIndex": "retrieval",
+    "RankResult": "rank_result",
+    "compute_distance_matrix": "distance",
+    "evaluate_rank": "rank",
+    "evaluate_rank_reference": "reference",
+    "evaluate_topk": "topk",
+    "format_results": "report",
+    "format_test_results": "report",
+    "label_or_unknown": "open_set",
+    "plot_cmc_curve": "plots",
+    "plot_ranked_results": "plots",
+    "re_rank": "rerank",
+    "rerank_dense": "rerank_dense",
+    "top_k_ranked": "topk",
+    "unknown_threshold": "open_set",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

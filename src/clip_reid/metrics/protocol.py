@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from clip_reid.data.image_index import DISTRACTOR_PID, JUNK_PID
-
-__all__ = ["DISTRACTOR_PID", "JUNK_PID", "excluded_from_ranking"]
+# The Market-1501 labels the rule reads (the dataset readers write them).
+JUNK_PID = -1  # junk: left out of the index, ignored in every ranking (official)
+DISTRACTOR_PID = 0  # distractor: an ordinary gallery identity matching no query
 
 
 def excluded_from_ranking(q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray,

@@ -56,3 +56,28 @@ def test_onnx_dataset_round_trips_bytes_and_refuses_empty(tmp_path):
     assert dataset.load() == b"\x08\x07onnx"
     with pytest.raises(DatasetError, match="non-empty bytes"):
         OnnxModelDataset(filepath=str(tmp_path / "other.onnx")).save(b"")
+
+
+TEXT_FEATURES = "clip_reid.modeling.prompt_artifacts.TextFeatures"
+
+
+def test_an_artifact_entry_saves_a_plain_dict_and_loads_the_typed_object(tmp_path):
+    from clip_reid.modeling.prompt_artifacts import TextFeatures
+
+    path = tmp_path / "text_features.pt"
+    dataset = TorchCheckpointDataset(filepath=str(path), artifact=TEXT_FEATURES)
+    dataset.save(TextFeatures.of_identities(torch.eye(3)))
+    assert set(torch.load(path, weights_only=True)) == {"features", "labels"}
+    loaded = dataset.load()
+    assert isinstance(loaded, TextFeatures) and torch.equal(loaded.features, torch.eye(3))
+
+
+def test_an_artifact_entry_refuses_other_data_and_other_files(tmp_path):
+    path = tmp_path / "text_features.pt"
+    dataset = TorchCheckpointDataset(filepath=str(path), artifact=TEXT_FEATURES)
+    with pytest.raises(DatasetError, match="holds a clip_reid.modeling.prompt_artifacts.Text"):
+        dataset.save({"features": torch.eye(3)})
+    assert not path.exists()
+    TorchCheckpointDataset(filepath=str(path)).save(_checkpoint())
+    with pytest.raises(DatasetError, match=f"{path} is not what train_prompt_learner writes"):
+        dataset.load()

@@ -3,6 +3,7 @@ exact search, filters, upserts, deletes, incremental embedding and its errors.""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from types import SimpleNamespace
 
@@ -174,7 +175,7 @@ def test_a_collection_refuses_another_model_and_another_width(small, tmp_path):
         small.prepare(16, 4, "model-a")
     reference = embed_into_milvus(Embedder(), _listing(range(4)), small, "cosine")
     with pytest.raises(ValueError, match=r"now holds model model-a, not the model model-b"):
-        open_gallery(reference | {"fingerprint": "model-b"}, small)
+        open_gallery(dataclasses.replace(reference, fingerprint="model-b"), small)
 
 
 def test_an_unreachable_uri_is_a_clear_error_without_a_grpc_traceback():

@@ -147,7 +147,7 @@ def test_a_changed_model_re_embeds_the_gallery(checkpoint, tiny_index, embedded)
 def test_a_low_threshold_makes_every_query_unknown(checkpoint, demo_root, tiny_index):
     queries = list_query_images(None, str(demo_root))
     gallery = _embed(checkpoint, tiny_index)
-    found = identify_queries(queries, checkpoint, gallery, _settings(threshold=-1.0, top_k=3))
+    found = identify_queries(queries, checkpoint, gallery, _settings(threshold=0.0, top_k=3))
     assert (found["predicted_pid"] == UNKNOWN_PID).all() and not found["known"].any()
     assert found["topk_pids"].map(len).eq(3).all()  # still the nearest candidates
     everyone = identify_queries(queries, checkpoint, gallery, _settings(threshold=None, top_k=3))

@@ -27,7 +27,7 @@ def model_and_gallery(tiny_index, tiny_params, tiny_backbone):
 
 def _run(checkpoint, index, store=None, **settings):
     """The pipeline over a GalleryIndex, or (``store``: (reference, dataset)) a Milvus one."""
-    reference, dataset = store or (index.to_state(), MilvusGalleryDataset(uri="unused.db"))
+    reference, dataset = store or (index, MilvusGalleryDataset(uri="unused.db"))
     return run_pipeline(create_pipeline(), {
         "reid_model": checkpoint, "gallery_index": reference, "gallery_store": dataset.load(),
         "params:text_search": {**SETTINGS, **settings}})

@@ -57,9 +57,9 @@ def test_prompt_learning_outputs(tiny_index, tiny_params):
 def test_prompt_class_word_comes_from_the_layout_unless_set(tiny_index, tiny_params):
     tiny_params["prompt_learning"]["max_epochs"] = 1
     tiny_params["dataset"]["name"] = "veri776"
-    assert _stage1(tiny_index, tiny_params)["prompt_learner"]["config"]["class_word"] == "vehicle"
+    assert _stage1(tiny_index, tiny_params)["prompt_learner"].config["class_word"] == "vehicle"
     tiny_params["prompt_learning"]["class_word"] = "pedestrian"
-    assert _stage1(tiny_index, tiny_params)["prompt_learner"]["config"]["class_word"] == (
+    assert _stage1(tiny_index, tiny_params)["prompt_learner"].config["class_word"] == (
         "pedestrian")
 
 
@@ -70,7 +70,7 @@ def test_prompt_learning_caption_modes_run(tiny_index, tiny_params, mode):
                              "caption": ["A person in a red top."] * 5, "source": "csv"})
     tiny_params["prompt_learning"]["caption_mode"] = mode
     out = _stage1(tiny_index, tiny_params, captions)
-    assert out["prompt_learner"]["config"]["caption_mode"] == mode
+    assert out["prompt_learner"].config["caption_mode"] == mode
     assert torch.isfinite(out["text_features"].features).all()
 
 
@@ -147,8 +147,9 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, t
     backbone = ClipBackbone.of(spec, tuned)
     stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
     train = select_split(tiny_index, "train")
-    plain = cache_train_features(train, _backbone(tiny_params), model, stage1, torch.device("cpu"))
-    tuned_features = cache_train_features(train, backbone, model, stage1, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    plain = cache_train_features(train, _backbone(tiny_params), model, stage1, cpu, 0)
+    tuned_features = cache_train_features(train, backbone, model, stage1, cpu, 0)
     assert not torch.allclose(plain.features, tuned_features.features)
 
     learner = PromptLearner(8, TextEncoder(backbone.clip_model(spec),

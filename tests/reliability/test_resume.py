@@ -97,8 +97,8 @@ def test_resumed_encoder_training_equals_an_uninterrupted_run(tiny_index, tiny_p
     crash.armed = False
     torch.manual_seed(12345)  # the resumed run must not depend on the state the crash left
     resumed = run(tmp_path / "resumed", [crash])
-    assert crash.started == [0, 1, 2, 2] and resumed["epochs"] == 3
-    _assert_same_weights(straight["state_dict"], resumed["state_dict"])
+    assert crash.started == [0, 1, 2, 2] and resumed.metadata["epochs"] == 3
+    _assert_same_weights(straight.state_dict, resumed.state_dict)
 
 
 def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_params, tmp_path):
@@ -109,7 +109,7 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     backbone = _backbone(tiny_params)
     stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"]).for_layout("demo")
     features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
-                                    torch.device("cpu"))
+                                    torch.device("cpu"), 0)
 
     def run(work, callbacks=()):
         settings = PromptLearningSettings.from_params(
@@ -125,7 +125,7 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     torch.manual_seed(12345)
     resumed, resumed_text = run(tmp_path / "resumed", [crash])
     assert crash.started == [0, 1, 1, 2]
-    _assert_same_weights(straight["state_dict"], resumed["state_dict"])
+    _assert_same_weights(straight.state_dict, resumed.state_dict)
     assert torch.equal(straight_text.features, resumed_text.features)
 
 

@@ -121,7 +121,7 @@ def test_parallel_requests_are_decoded_one_at_a_time(served, monkeypatch):
     """Memory is bounded by concurrent_requests x one request, whatever the clients do."""
     checkpoint, gallery, _ = served
     active, peak, lock = [0], [0], threading.Lock()
-    original = nodes.identify_queries
+    original = nodes.identify
 
     def tracked(*args, **kwargs):
         with lock:
@@ -134,7 +134,7 @@ def test_parallel_requests_are_decoded_one_at_a_time(served, monkeypatch):
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(nodes, "identify_queries", tracked)
+    monkeypatch.setattr(nodes, "identify", tracked)
     answers, query = [], _query(_jpeg())
     threads = [threading.Thread(target=lambda: answers.append(identify_queries_served(
         query, checkpoint, gallery, _inference()))) for _ in range(6)]

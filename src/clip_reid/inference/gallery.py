@@ -73,6 +73,10 @@ class GalleryIndex:
         return list(self._paths)
 
     @property
+    def pids(self) -> np.ndarray:
+        return np.asarray(self._pids, dtype=np.int64)
+
+    @property
     def camids(self) -> np.ndarray:
         return np.asarray(self._camids, dtype=np.int64)
 

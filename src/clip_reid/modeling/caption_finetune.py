@@ -48,8 +48,8 @@ STAGE = "caption_finetune"
 class CaptionFinetuneOptimizer(Settings):
     """AdamW with one learning rate per tower; cosine schedule with linear warm-up (per epoch)."""
 
-    visual_lr: float = setting(1e-5, gt=0.0)
-    text_lr: float = setting(1e-5, gt=0.0)
+    visual_lr: float = setting(1e-4, gt=0.0)
+    text_lr: float = setting(1e-4, gt=0.0)
     weight_decay: float = setting(0.1, ge=0.0)
     warmup_epochs: int = setting(1, ge=0)
     warmup_factor: float = setting(0.1, gt=0.0, le=1.0)

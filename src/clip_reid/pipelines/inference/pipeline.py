@@ -26,7 +26,7 @@ def create_gallery_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(embed_gallery,
              ["reid_model", "previous_gallery_index", "params:inference.gallery",
-              "image_index", "params:inference.metric", "params:inference.batch_size",
+              "image_index", "params:inference.distance", "params:inference.batch_size",
               "params:inference.embedding", "gallery_store"],
              "gallery_index", name="embed_gallery"),
     ])

@@ -33,7 +33,7 @@ DEMO_CHANGES = {
     "encoder_training.optimizer.base_lr":
         "1e-3: a randomly initialised tiny CLIP trains from scratch (the paper: 3.5e-4)",
     "encoder_training.optimizer.warmup_epochs": "3, scaled to the 40-epoch demo (paper: 10)",
-    "encoder_training.optimizer.milestones": "[28, 36], scaled to the 40-epoch demo (paper: 40, 70)",
+    "encoder_training.optimizer.milestones": "[28, 36], scaled to the 40-epoch demo (paper: 40/70)",
 }
 # Keys with no default anywhere: conf/base must set them.
 REQUIRED = {"seed"}

@@ -70,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         frame = write_crops(Path(folder), args.images)
         transforms = {
-            "train": build_train_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD),
+            "train": build_train_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD, 0.5, 10, 0.5),
             "test": build_test_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD),
         }
         for name, transform in transforms.items():

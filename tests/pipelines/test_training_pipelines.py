@@ -147,8 +147,9 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, t
     backbone = clip_backbone_checkpoint(spec, tuned)
     stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"])
     train = select_split(tiny_index, "train")
-    plain = cache_train_features(train, _backbone(tiny_params), model, stage1, torch.device("cpu"))
-    tuned_features = cache_train_features(train, backbone, model, stage1, torch.device("cpu"))
+    plain = cache_train_features(train, _backbone(tiny_params), model, stage1, torch.device("cpu"),
+                                 0)
+    tuned_features = cache_train_features(train, backbone, model, stage1, torch.device("cpu"), 0)
     assert not torch.allclose(plain["features"], tuned_features["features"])
 
     learner = PromptLearner(8, TextEncoder(load_clip_backbone(backbone, spec),

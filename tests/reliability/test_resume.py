@@ -108,7 +108,7 @@ def test_resumed_prompt_learning_equals_an_uninterrupted_run(tiny_index, tiny_pa
     backbone = _backbone(tiny_params)
     stage1 = PromptLearningSettings.from_params(tiny_params["prompt_learning"]).for_layout("demo")
     features = cache_train_features(select_split(tiny_index, "train"), backbone, model, stage1,
-                                    torch.device("cpu"))
+                                    torch.device("cpu"), 0)
 
     def run(work, callbacks=()):
         settings = PromptLearningSettings.from_params(

@@ -232,9 +232,9 @@ def finish_index(
     rows: list[dict],
     report: IngestionReport,
     where: Mapping[str, str],
-    verify_images: bool = True,
-    num_workers: int = 2,
-    progress_every_s: float = 10.0,
+    verify_images: bool,
+    num_workers: int,
+    progress_every_s: float,
 ) -> pd.DataFrame:
     """Rows of every split → the checked index: unreadable images out, labels in, protocol ok."""
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS[:-1])

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 STAGE = "caption_finetune"
+# Caption pairs are only mirrored: padding-and-crop and erasing could cut what a caption names.
+PAIR_AUGMENTATION = {"flip_prob": 0.5, "padding": 0, "erasing_prob": 0.0}
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,7 @@ def caption_tuned_backbone(
     tokens = TextEncoder(clip, tokenizer_for(model.clip.arch)).tokenize(pairs["caption"].tolist())
     caption_ids = torch.as_tensor(pd.factorize(pairs["caption"])[0])
     mean, std = model.normalization()
-    transform = build_train_transform(native_input_size(clip), mean, std, padding=0,
-                                      erasing_prob=0.0)
+    transform = build_train_transform(native_input_size(clip), mean, std, **PAIR_AUGMENTATION)
     data = CaptionPairsDataModule(
         ImageCaptionPairs(pairs["path"].tolist(), tokens, caption_ids, transform),
         settings.batch_size, seed, trainer.num_workers)

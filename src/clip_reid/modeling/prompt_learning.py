@@ -240,11 +240,13 @@ class ProjectionOnly(nn.Module):
 
 def cache_train_features(
     train: pd.DataFrame, clip_backbone: dict[str, Any], model: ModelSettings,
-    settings: PromptLearningSettings, device: torch.device, num_workers: int = 0,
+    settings: PromptLearningSettings, device: torch.device, num_workers: int,
 ) -> dict[str, Any]:
     """Image features of every training image, computed once with the frozen encoder."""
     clip = load_clip_backbone(clip_backbone, model.clip)
-    encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride)
+    # stage 1 caches camera-free features (as the reference): no camera embedding
+    encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride, num_cameras=0,
+                               sie_coef=model.sie_coef)
     transform = model.eval_transform()
     if model.clip.random_image_tower and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(encoder, train, transform, device=device)

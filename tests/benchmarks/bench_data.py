@@ -79,10 +79,10 @@ def main() -> None:
                 print(f"{name} transform, {workers} worker(s): {rate:8.0f} images/s")
 
     labels = market_scale_labels()
-    identity = RandomIdentitySampler(labels, 64, 4)
+    identity = RandomIdentitySampler(labels, 64, 4, policy="exact")
     print(f"P×K epoch plan ({len(labels)} images, {len(identity)} yielded): "
           f"{seconds(lambda: list(identity)) * 1000:.1f} ms")
-    graph = GraphSampler(torch.randn(751, 512), labels, 16, 4)
+    graph = GraphSampler(torch.randn(751, 512), labels, 16, 4, similarity="cosine")
     new_features = torch.randn(751, 512)
     rebuild = seconds(lambda: graph.update_features(new_features))
     print(f"graph rebuild (751 classes): {rebuild * 1000:.1f} ms")

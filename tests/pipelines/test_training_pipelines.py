@@ -153,7 +153,7 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, t
     assert not torch.allclose(plain["features"], tuned_features["features"])
 
     learner = PromptLearner(8, TextEncoder(load_clip_backbone(backbone, spec),
-                                           tokenizer_for(spec.arch)))
+                                           tokenizer_for(spec.arch)), n_ctx=4, class_word="person")
     expected = tuned.token_embedding(learner.tokenized_prompts)
     assert torch.equal(learner.template_embedding, expected)
 

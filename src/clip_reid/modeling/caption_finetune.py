@@ -157,7 +157,7 @@ class CaptionPairsDataModule(L.LightningDataModule):
     smaller than the others (a contrastive batch of one has no negatives)."""
 
     def __init__(self, dataset: ImageCaptionPairs, batch_size: int, seed: int,
-                 num_workers: int = 0) -> None:
+                 num_workers: int) -> None:
         super().__init__()
         self.dataset, self.num_workers = dataset, num_workers
         self.batch_size = min(batch_size, len(dataset))

@@ -116,7 +116,7 @@ class PromptLearningModule(L.LightningModule):
         text_encoder: TextEncoder,
         optim: PromptLearningOptimizer,
         max_epochs: int,
-        caption_mode: str = "none",
+        caption_mode: str,
     ) -> None:
         super().__init__()
         if caption_mode not in CAPTION_MODES:
@@ -250,9 +250,11 @@ def cache_train_features(
     transform = model.eval_transform()
     if model.clip.random_image_tower and not is_finetuned(clip_backbone):
         recalibrate_batch_norm(encoder, train, transform, device=device)
+    # stage 1 caches plain fp32 features of the unflipped images (as the reference)
     features = extract_features(ProjectionOnly(encoder), train, transform,
-                                batch_size=settings.feature_batch_size, num_workers=num_workers,
-                                device=device, description="stage-1 features")
+                                batch_size=settings.feature_batch_size, flip=False, dtype="fp32",
+                                num_workers=num_workers, device=device,
+                                description="stage-1 features")
     return {"features": features, "labels": torch.tensor(train["label"].to_numpy()),
             "paths": train["path"].tolist()}
 

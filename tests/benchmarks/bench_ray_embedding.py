@@ -84,7 +84,7 @@ def run_ray(checkpoint: dict, paths: list[str], batch_size: int,
     from clip_reid.inference.ray_embedding import INFERENCE_READER, embedding_dataset
 
     dataset = embedding_dataset(ray.put(checkpoint), checkpoint, paths, [0] * len(paths),
-                                settings, batch_size, INFERENCE_READER)
+                                settings, batch_size, INFERENCE_READER, False, "fp32")
     start = time.perf_counter()
     first, rows = None, 0
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):

@@ -22,8 +22,7 @@ logger = logging.getLogger(__name__)
 
 def embed_splits(
     checkpoint: dict[str, Any], image_index: pd.DataFrame, splits: tuple[str, ...],
-    device: torch.device, batch_size: int = 64, flip: bool = False, dtype: str = "fp32",
-    num_workers: int = 0,
+    device: torch.device, batch_size: int, flip: bool, dtype: str, num_workers: int,
 ) -> tuple[dict[str, Any], ...]:
     """Features (with pids, camids, paths) of each split, with the model's own test transform."""
     model = load_reid_model(checkpoint)

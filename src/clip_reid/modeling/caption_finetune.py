@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 STAGE = "caption_finetune"
-# Caption pairs are only mirrored: padding-and-crop and erasing could cut what a caption names.
+# Caption fine-tuning's own augmentation, not encoder_training.augmentation: mirroring only.
 PAIR_AUGMENTATION = {"flip_prob": 0.5, "padding": 0, "erasing_prob": 0.0}
 
 

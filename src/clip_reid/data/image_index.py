@@ -129,7 +129,7 @@ class ProgressLog:
     Lines read without a TTY, e.g. ``verified 5000/12936 images (39%), 12 s elapsed, ~19 s left``.
     """
 
-    def __init__(self, total: int, verb: str, noun: str = "images", every_s: float = 10.0):
+    def __init__(self, total: int, verb: str, *, every_s: float, noun: str = "images"):
         self.total, self.verb, self.noun, self.every_s = total, verb, noun, every_s
         self.done = 0
         self.start = self.last = time.monotonic()

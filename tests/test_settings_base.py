@@ -1,6 +1,7 @@
 """The settings base: unknown keys, types, ranges and choices fail naming the parameter."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -56,3 +57,21 @@ def test_the_file_that_set_a_bad_key_is_named():
 
     with pytest.raises(SettingsError, match=r"\(set in conf/base/parameters_stage.yml\)"):
         _Outer.from_params({"mode": "z"}, "stage", locate)
+
+
+@dataclass(frozen=True)
+class _Renamed(Settings):
+    renamed: ClassVar[dict[str, str]] = {"metric": "distance"}
+
+    distance: str = setting("cosine", choices=("cosine", "dot"))
+
+
+def test_a_renamed_key_is_refused_with_its_new_name_and_the_file_that_set_it():
+    def locate(name):
+        return "conf/local/parameters.yml" if name == "block.metric" else None
+
+    with pytest.raises(SettingsError, match=r"^Parameter block\.metric \(set in conf/local/"
+                                            r"parameters\.yml\) is now called block\.distance: "
+                                            r"rename the key \(e\.g\. block\.distance: 'dot'\)"):
+        _Renamed.from_params({"metric": "dot"}, "block", locate)
+    assert _Renamed.from_params({"distance": "dot"}, "block").distance == "dot"

@@ -14,7 +14,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Self, Union
+from typing import Any, ClassVar, Literal, Self, Union
 
 MISSING = dataclasses.MISSING
 
@@ -44,6 +44,10 @@ def setting(
 class Settings:
     """Base of every settings block; subclasses are ``@dataclass(frozen=True)``."""
 
+    # Keys that were renamed (old -> new): refused with the new name, so an old configuration
+    # fails with the fix instead of a bare "unknown parameter".
+    renamed: ClassVar[Mapping[str, str]] = {}
+
     @classmethod
     def from_params(
         cls, params: Mapping[str, Any] | None, where: str = "", locate: Locator | None = None
@@ -56,6 +60,12 @@ class Settings:
             _fail(where, params, "a block of key: value settings", locate)
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        for old_key in sorted(set(params) & set(cls.renamed)):
+            name, new_name = _join(where, old_key), _join(where, cls.renamed[old_key])
+            raise SettingsError(
+                f"Parameter {name}{_origin(name, locate)} is now called {new_name}: rename the "
+                f"key (e.g. {new_name}: {params[old_key]!r})."
+            )
         unknown = sorted(set(params) - set(fields))
         if unknown:
             name = _join(where, unknown[0])

@@ -70,7 +70,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         frame = write_crops(Path(folder), args.images)
         transforms = {
-            "train": build_train_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD),
+            "train": build_train_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD, 0.5, 10, 0.5),
             "test": build_test_transform((256, 128), IMAGENET_MEAN, IMAGENET_STD),
         }
         for name, transform in transforms.items():
@@ -79,10 +79,10 @@ def main() -> None:
                 print(f"{name} transform, {workers} worker(s): {rate:8.0f} images/s")
 
     labels = market_scale_labels()
-    identity = RandomIdentitySampler(labels, 64, 4)
+    identity = RandomIdentitySampler(labels, 64, 4, policy="exact")
     print(f"P×K epoch plan ({len(labels)} images, {len(identity)} yielded): "
           f"{seconds(lambda: list(identity)) * 1000:.1f} ms")
-    graph = GraphSampler(torch.randn(751, 512), labels, 16, 4)
+    graph = GraphSampler(torch.randn(751, 512), labels, 16, 4, similarity="cosine")
     new_features = torch.randn(751, 512)
     rebuild = seconds(lambda: graph.update_features(new_features))
     print(f"graph rebuild (751 classes): {rebuild * 1000:.1f} ms")

@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip
+from clip_reid.modeling import ClipReidModel, ClipSpec, load_clip
+from clip_reid.modeling.model_settings import ModelSettings
 
 TOWERS = {"tiny-rn (CLIP's own, cpu_small)": ClipSpec("tiny-rn"),
           "mobilenetv2_100": ClipSpec("tiny-rn", image_tower="mobilenetv2_100"),
@@ -25,7 +26,7 @@ TOWERS = {"tiny-rn (CLIP's own, cpu_small)": ClipSpec("tiny-rn"),
 
 def step_seconds(spec: ClipSpec, batch: int, steps: int) -> float:
     """Median CPU seconds of one training step (forward, the summed logits, backward)."""
-    config = ReidConfig(clip=spec, num_classes=743, image_size=(128, 64))
+    config = ModelSettings(clip=spec, image_size=(128, 64)).reid_config(743, 0)
     model = ClipReidModel(config, load_clip(spec)).train()
     images = torch.randn(batch, 3, 128, 64)
     times = []

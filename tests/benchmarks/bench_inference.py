@@ -29,7 +29,8 @@ from PIL import Image
 
 from clip_reid.data.transforms import normalization_for
 from clip_reid.inference import FeatureExtractor, GalleryIndex
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, ClipSpec, load_clip, reid_checkpoint
+from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.onnx_export import export_onnx
 
 FEATURE_DIM = 1280
@@ -62,7 +63,7 @@ def random_gallery(size: int, seed: int) -> GalleryIndex:
 
 
 def tiny_extractors(threads: int | None) -> dict[str, FeatureExtractor]:
-    config = ReidConfig(clip=ClipSpec("tiny-rn"), num_classes=751, image_size=IMAGE_SIZE)
+    config = ModelSettings(clip=ClipSpec("tiny-rn"), image_size=IMAGE_SIZE).reid_config(751, 0)
     model = ClipReidModel(config, load_clip(config.clip)).eval()
     mean, std = normalization_for("tiny-rn")
     checkpoint = reid_checkpoint(model, normalization={"mean": mean, "std": std})

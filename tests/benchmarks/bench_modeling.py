@@ -13,13 +13,14 @@ import time
 
 import torch
 
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidConfig, load_clip
+from clip_reid.modeling import ClipReidModel, ClipSpec, load_clip
+from clip_reid.modeling.model_settings import ModelSettings
 
 TARGET_SECONDS = {"tiny-rn": 0.5, "tiny-vit": 0.5}
 
 
 def time_step(arch: str, size: tuple[int, int], batch: int, repeats: int) -> float:
-    config = ReidConfig(clip=ClipSpec(arch), num_classes=100, image_size=size)
+    config = ModelSettings(clip=ClipSpec(arch), image_size=size).reid_config(100, 0)
     model = ClipReidModel(config, load_clip(config.clip)).train()
     images = torch.randn(batch, 3, *size)
     times = []

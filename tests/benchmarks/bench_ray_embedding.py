@@ -39,10 +39,10 @@ from clip_reid.inference import FeatureExtractor  # noqa: E402
 from clip_reid.modeling import (  # noqa: E402
     ClipReidModel,
     ClipSpec,
-    ReidConfig,
     load_clip,
     reid_checkpoint,
 )
+from clip_reid.modeling.model_settings import ModelSettings  # noqa: E402
 
 IMAGE_SIZE = (256, 128)
 CROP_SIZE = (128, 256)  # width, height of the JPEG files
@@ -62,7 +62,7 @@ def write_crops(folder: Path, count: int) -> list[str]:
 
 
 def tiny_checkpoint() -> dict:
-    config = ReidConfig(clip=ClipSpec("tiny-rn"), num_classes=10, image_size=IMAGE_SIZE)
+    config = ModelSettings(clip=ClipSpec("tiny-rn"), image_size=IMAGE_SIZE).reid_config(10, 0)
     model = ClipReidModel(config, load_clip(config.clip)).eval()
     mean, std = normalization_for("tiny-rn")
     return reid_checkpoint(model, normalization={"mean": mean, "std": std})
@@ -84,7 +84,7 @@ def run_ray(checkpoint: dict, paths: list[str], batch_size: int,
     from clip_reid.inference.ray_embedding import INFERENCE_READER, embedding_dataset
 
     dataset = embedding_dataset(ray.put(checkpoint), checkpoint, paths, [0] * len(paths),
-                                settings, batch_size, INFERENCE_READER)
+                                settings, batch_size, INFERENCE_READER, False, "fp32")
     start = time.perf_counter()
     first, rows = None, 0
     for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 
 from clip_reid.data.layouts import parse_layout
+from clip_reid.data.settings import IngestionSettings
 from clip_reid.data.splits import select_split
 from clip_reid.metrics import evaluate_rank
 from clip_reid.metrics.baselines import colour_histograms
@@ -23,7 +25,8 @@ def main() -> None:
     parser.add_argument("--variant", default=None)
     args = parser.parse_args()
     start = time.perf_counter()
-    index, _ = parse_layout(args.name, args.root, args.variant, verify_images=False)
+    index, _ = parse_layout(args.name, args.root, args.variant,
+                            **asdict(IngestionSettings(verify_images=False)))
     query, gallery = select_split(index, "query"), select_split(index, "gallery")
     distances = 1 - colour_histograms(query.path) @ colour_histograms(gallery.path).T
     result = evaluate_rank(distances, query.pid, gallery.pid, query.camid, gallery.camid)

@@ -1,6 +1,7 @@
 """Each dataset layout on a small fixture written in that exact layout (names, lists, folders)."""
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,11 @@ from builders import SHARED_DATASETS, write_crop
 from clip_reid.data.image_index import INDEX_COLUMNS, DatasetLayoutError, dataset_statistics
 from clip_reid.data.layouts import LAYOUTS, class_word_for, parse_layout
 from clip_reid.data.msmt17 import TEST_PID_OFFSET
+from clip_reid.data.settings import IngestionSettings
 
 CUHK03 = SHARED_DATASETS / "cuhk03_labeled_market"
+# the ingestion block's defaults, one decoding thread
+CHECKED = asdict(IngestionSettings(num_workers=1))
 
 
 def _write(folder: Path, names: list[str]) -> None:
@@ -32,9 +36,9 @@ def test_every_layout_named_in_the_issue_is_registered():
 
 def test_unknown_name_and_stray_variant_are_refused(tmp_path):
     with pytest.raises(DatasetLayoutError, match="Unknown dataset.name 'market'.*market1501"):
-        parse_layout("market", tmp_path)
+        parse_layout("market", tmp_path, **CHECKED)
     with pytest.raises(DatasetLayoutError, match="layout market1501 has no variants"):
-        parse_layout("market1501", tmp_path, variant="labeled")
+        parse_layout("market1501", tmp_path, variant="labeled", **CHECKED)
 
 
 @pytest.mark.parametrize("name", ["dukemtmc", "occluded_duke"])
@@ -45,7 +49,7 @@ def test_duke_names_in_market_layout(tmp_path, name):
     _write(root / "query", ["0005_c2_f0046985.jpg"])
     _write(root / "bounding_box_test", ["0005_c5_f0051341.jpg", "0005_c2_f0046999.jpg",
                                         "4000_c7_f0000001.jpg"])
-    index, report = parse_layout(name, root, num_workers=1)
+    index, report = parse_layout(name, root, **CHECKED)
     assert list(index.columns) == INDEX_COLUMNS
     assert _stats(index) == {"train": (2, 3, 3), "query": (1, 1, 1), "gallery": (2, 3, 3)}
     assert index.loc[index.split == "train", "frame"].tolist() == [46182, 101512, 17213]
@@ -65,8 +69,8 @@ def _cuhk03_np(root: Path) -> Path:
 
 def test_cuhk03_np_reads_the_chosen_variant(tmp_path):
     root = _cuhk03_np(tmp_path / "cuhk03-np")
-    labeled, report = parse_layout("cuhk03_np", root, num_workers=1)
-    detected, _ = parse_layout("cuhk03_np", root, variant="detected", num_workers=1)
+    labeled, report = parse_layout("cuhk03_np", root, **CHECKED)
+    detected, _ = parse_layout("cuhk03_np", root, variant="detected", **CHECKED)
     assert _stats(labeled) == {"train": (2, 3, 2), "query": (2, 2, 2), "gallery": (2, 3, 2)}
     assert _stats(detected)["train"] == (2, 4, 2)
     assert all("/labeled/" in p for p in labeled.path)
@@ -77,12 +81,12 @@ def test_cuhk03_np_reads_the_chosen_variant(tmp_path):
 def test_cuhk03_np_layout_errors_name_the_folder(tmp_path):
     root = _cuhk03_np(tmp_path / "cuhk03-np")
     with pytest.raises(DatasetLayoutError, match="one of .'labeled', 'detected'."):
-        parse_layout("cuhk03_np", root, variant="Labelled")
+        parse_layout("cuhk03_np", root, variant="Labelled", **CHECKED)
     with pytest.raises(DatasetLayoutError, match="itself is in Market-1501 layout"):
-        parse_layout("cuhk03_np", root / "labeled")
+        parse_layout("cuhk03_np", root / "labeled", **CHECKED)
     (root / "detected" / "query").rename(root / "detected" / "queries")
     with pytest.raises(DatasetLayoutError, match=r"lacks query\nExpected CUHK03-NP"):
-        parse_layout("cuhk03_np", root, variant="detected")
+        parse_layout("cuhk03_np", root, variant="detected", **CHECKED)
 
 
 def _msmt17(root: Path, train: str = "train", test: str = "test") -> Path:
@@ -103,7 +107,7 @@ def _msmt17(root: Path, train: str = "train", test: str = "test") -> Path:
 
 def test_msmt17_v1_lists_cameras_and_disjoint_test_pids(tmp_path):
     root = _msmt17(tmp_path / "MSMT17_V1")
-    index, report = parse_layout("msmt17", root, num_workers=1)
+    index, report = parse_layout("msmt17", root, **CHECKED)
     assert _stats(index) == {"train": (2, 3, 3), "query": (1, 1, 1), "gallery": (2, 2, 2)}
     train = index[index.split == "train"]
     assert train.camid.tolist() == [0, 4, 14]  # camera from the name, 0-based
@@ -117,21 +121,21 @@ def test_msmt17_v2_folders_missing_files_and_bad_lines(tmp_path):
     root = _msmt17(tmp_path / "MSMT17_V2", "mask_train_v2", "mask_test_v2")
     with (root / "list_gallery.txt").open("a") as lines:
         lines.write("0002/0002_000_04_0302noon_0001_0.jpg 2\nnot a line\n\n")
-    index, report = parse_layout("msmt17", root, num_workers=1)
+    index, report = parse_layout("msmt17", root, **CHECKED)
     assert len(index) == 6
     assert [Path(p).name for p in report.missing_files] == ["0002_000_04_0302noon_0001_0.jpg"]
     assert report.bad_names == [f"{root / 'list_gallery.txt'}:4: not a line"]
     with pytest.raises(DatasetLayoutError, match="lacks the image folders train/ . test/"):
-        parse_layout("msmt17", root, variant="V1")
+        parse_layout("msmt17", root, variant="V1", **CHECKED)
 
 
 def test_msmt17_missing_list_or_wrong_root_is_named(tmp_path):
     root = _msmt17(tmp_path / "MSMT17_V1")
     (root / "list_gallery.txt").unlink()
     with pytest.raises(DatasetLayoutError, match=r"lacks list_gallery.txt\nExpected MSMT17"):
-        parse_layout("msmt17", root)
+        parse_layout("msmt17", root, **CHECKED)
     with pytest.raises(DatasetLayoutError, match="holds MSMT17_V1/: set dataset.root to that"):
-        parse_layout("msmt17", tmp_path)
+        parse_layout("msmt17", tmp_path, **CHECKED)
 
 
 def test_veri776_folders_names_and_class_word(tmp_path):
@@ -142,13 +146,13 @@ def test_veri776_folders_names_and_class_word(tmp_path):
     _write(root / "image_test", ["0002_c002_00030600_0.jpg", "0002_c003_00030605_1.jpg",
                                  "0006_c004_00000010_0.jpg"])
     (root / "name_train.txt").write_text("0001_c001_00016450_0.jpg\n")
-    index, report = parse_layout("veri776", root, num_workers=1)
+    index, report = parse_layout("veri776", root, **CHECKED)
     assert _stats(index) == {"train": (2, 3, 3), "query": (1, 1, 1), "gallery": (2, 3, 3)}
     assert index.loc[index.split == "train", "camid"].tolist() == [0, 11, 19]
     assert [Path(p).name for p in report.bad_names] == ["name_train.jpg"]
     (root / "image_query").rename(root / "query")
     with pytest.raises(DatasetLayoutError, match=r"lacks image_query\nExpected VeRi-776"):
-        parse_layout("veri776", root)
+        parse_layout("veri776", root, **CHECKED)
 
 
 def test_image_list_reads_paths_relative_to_the_csv(tmp_path):
@@ -164,7 +168,7 @@ def test_image_list_reads_paths_relative_to_the_csv(tmp_path):
         "../cam_b/p2_b.jpg,-1,1,gallery\n../cam_a/gone.jpg,4,0,gallery\n"
         "../cam_a/noise.jpg,0,0,gallery\n"
     )
-    index, report = parse_layout("image_list", csv, num_workers=1)
+    index, report = parse_layout("image_list", csv, **CHECKED)
     assert _stats(index) == {"train": (2, 3, 2), "query": (1, 1, 1), "gallery": (2, 2, 1)}
     assert report.junk_dropped["gallery"] == 1
     assert [Path(p).name for p in report.missing_files] == ["gone.jpg"]
@@ -175,20 +179,20 @@ def test_image_list_errors_name_rows_and_columns(tmp_path):
     csv = tmp_path / "images.csv"
     csv.write_text("image,pid,camid,split\na.jpg,x,0,train\nb.jpg,1,-2,tets\n")
     with pytest.raises(DatasetLayoutError, match=r"line 2: pid 'x'.*line 3: camid '-2'.*'tets'"):
-        parse_layout("image_list", csv)
+        parse_layout("image_list", csv, **CHECKED)
     csv.write_text("image,pid,split\na.jpg,1,train\n")
     with pytest.raises(DatasetLayoutError, match=r"lacks column\(s\) \['camid'\]"):
-        parse_layout("image_list", csv)
+        parse_layout("image_list", csv, **CHECKED)
     csv.write_bytes(b"image,pid,camid,split\n\xff\xfe,1,0,train\n")
     with pytest.raises(DatasetLayoutError, match="images.csv is not UTF-8"):
-        parse_layout("image_list", csv)
+        parse_layout("image_list", csv, **CHECKED)
     with pytest.raises(DatasetLayoutError, match="is a folder"):
-        parse_layout("image_list", tmp_path)
+        parse_layout("image_list", tmp_path, **CHECKED)
 
 
 def test_verification_logs_progress_lines(tiny_market, caplog):
     with caplog.at_level(logging.INFO, logger="clip_reid.data.image_index"):
-        parse_layout("market1501", tiny_market, num_workers=1, progress_every_s=0.0)
+        parse_layout("market1501", tiny_market, **(CHECKED | {"progress_every_s": 0.0}))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("verified")]
     assert lines[0].startswith("verified 1/11 images (9%)")
     assert lines[-1].startswith("verified 11/11 images (100%)") and "s left" in lines[-1]
@@ -198,7 +202,8 @@ def test_verification_logs_progress_lines(tiny_market, caplog):
 def test_real_cuhk03_read_as_the_labeled_variant_of_cuhk03_np(tmp_path):
     (tmp_path / "cuhk03-np").mkdir()
     (tmp_path / "cuhk03-np" / "labeled").symlink_to(CUHK03)
-    index, report = parse_layout("cuhk03_np", tmp_path / "cuhk03-np", verify_images=False)
+    index, report = parse_layout("cuhk03_np", tmp_path / "cuhk03-np",
+                                 **(CHECKED | {"verify_images": False}))
     assert _stats(index) == {"train": (743, 7239, 2), "query": (100, 200, 2),
                              "gallery": (100, 738, 2)}
     assert report.bad_names == [] and report.broken_links == []

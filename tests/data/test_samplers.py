@@ -77,7 +77,7 @@ def test_len_is_exact_and_the_same_for_every_shuffle(counts):
     labels = labels_from_counts(counts)
     lengths = set()
     for seed in range(4):
-        sampler = RandomIdentitySampler(labels, 8, 2, seed=seed)
+        sampler = RandomIdentitySampler(labels, 8, 2, seed=seed, policy="exact")
         for epoch in range(4):
             sampler.set_epoch(epoch)
             yielded = len(list(sampler))
@@ -91,7 +91,7 @@ def test_uniform_random_picking_would_strand_chunks_but_this_sampler_does_not():
     # after one batch; the sampler must always find both batches.
     labels = labels_from_counts([4, 2, 2])
     for seed in range(20):
-        sampler = RandomIdentitySampler(labels, 4, 2, seed=seed)
+        sampler = RandomIdentitySampler(labels, 4, 2, seed=seed, policy="exact")
         assert len(list(sampler)) == len(sampler) == 8
 
 
@@ -131,7 +131,7 @@ def test_market_like_epochs_official_varies_below_the_exact_maximum():
     labels = np.array(market_like_labels())
     counts = np.bincount(labels)
     largest = np.argsort(-counts, kind="stable")[: len(counts) // 10]
-    exact = RandomIdentitySampler(labels.tolist(), 64, 4, seed=0)
+    exact = RandomIdentitySampler(labels.tolist(), 64, 4, seed=0, policy="exact")
     official = RandomIdentitySampler(labels.tolist(), 64, 4, seed=0, policy="official")
     assert len(exact) == len(official) == 184 * 64
     batches = {"exact": [], "official": []}
@@ -161,7 +161,7 @@ def test_max_identity_batches_matches_exhaustive_search(per_batch):
 
 def test_identities_with_fewer_than_k_images_repeat_their_own_images():
     labels = labels_from_counts([1, 2, 3, 4, 4])
-    for batch in batches_of(RandomIdentitySampler(labels, 8, 4, seed=1)):
+    for batch in batches_of(RandomIdentitySampler(labels, 8, 4, seed=1, policy="exact")):
         for start in range(0, 8, 4):
             chunk_labels = {labels[i] for i in batch[start : start + 4]}
             assert len(chunk_labels) == 1
@@ -186,9 +186,10 @@ def test_epochs_are_reproducible_and_differ(policy):
 @pytest.mark.parametrize("num_replicas", [2, 3])
 def test_ddp_ranks_get_disjoint_equal_shares_of_whole_batches(num_replicas):
     labels = labels_from_counts(LABEL_DISTRIBUTIONS["singletons_and_crowds"])
-    single = batches_of(RandomIdentitySampler(labels, 6, 3, seed=2))
+    single = batches_of(RandomIdentitySampler(labels, 6, 3, seed=2, policy="exact"))
     shares = [
-        batches_of(RandomIdentitySampler(labels, 6, 3, seed=2, num_replicas=num_replicas, rank=r))
+        batches_of(RandomIdentitySampler(labels, 6, 3, "exact", seed=2, num_replicas=num_replicas,
+                                         rank=r))
         for r in range(num_replicas)
     ]
     per_rank = len(single) // num_replicas
@@ -227,7 +228,7 @@ def test_dataloader_usage_yields_whole_batches(policy):
 )
 def test_impossible_settings_are_explained(labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        RandomIdentitySampler(labels, **kwargs)
+        RandomIdentitySampler(labels, **({"policy": "exact"} | kwargs))
 
 
 # --- GraphSampler ---------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def test_graph_batches_are_an_anchor_and_its_nearest_classes(graph_setup, simila
 def test_graph_samples_are_distinct_when_a_class_has_enough(graph_setup):
     features, labels = graph_setup
     counts = Counter(labels)
-    for batch in GraphSampler(torch.tensor(features), labels, 3, 3, seed=0):
+    for batch in GraphSampler(torch.tensor(features), labels, 3, 3, seed=0, similarity="cosine"):
         for start in range(0, len(batch), 3):
             block = batch[start : start + 3]
             if counts[labels[block[0]]] >= 3:
@@ -296,7 +297,7 @@ def test_cosine_and_dot_rank_differently_when_norms_differ():
 
 def test_update_features_rebuilds_the_graph(graph_setup):
     features, labels = graph_setup
-    sampler = GraphSampler(torch.tensor(features), labels, 3, 2)
+    sampler = GraphSampler(torch.tensor(features), labels, 3, 2, similarity="cosine")
     reversed_features = torch.tensor(features[::-1].copy())
     sampler.update_features(reversed_features)
     expected = brute_force_neighbours(reversed_features.numpy(), 2, "cosine")
@@ -307,19 +308,21 @@ def test_update_features_rebuilds_the_graph(graph_setup):
 
 def test_graph_epochs_are_reproducible_and_differ(graph_setup):
     features, labels = graph_setup
-    sampler = GraphSampler(torch.tensor(features), labels, 3, 2, seed=9)
+    sampler = GraphSampler(torch.tensor(features), labels, 3, 2, seed=9, similarity="cosine")
     first = list(sampler)
     assert list(sampler) == first
     sampler.set_epoch(1)
     assert list(sampler) != first
-    assert list(GraphSampler(torch.tensor(features), labels, 3, 2, seed=10)) == list(sampler)
+    again = GraphSampler(torch.tensor(features), labels, 3, 2, "cosine", seed=10)
+    assert list(again) == list(sampler)
 
 
 def test_graph_ddp_ranks_split_the_epoch(graph_setup):
     features, labels = graph_setup
-    single = list(GraphSampler(torch.tensor(features), labels, 3, 2, seed=4))
+    single = list(GraphSampler(torch.tensor(features), labels, 3, 2, seed=4, similarity="cosine"))
     shares = [
-        list(GraphSampler(torch.tensor(features), labels, 3, 2, seed=4, num_replicas=3, rank=r))
+        list(GraphSampler(torch.tensor(features), labels, 3, 2, "cosine", seed=4, num_replicas=3,
+                          rank=r))
         for r in range(3)
     ]
     assert [len(share) for share in shares] == [3, 3, 3]
@@ -339,4 +342,4 @@ def test_graph_ddp_ranks_split_the_epoch(graph_setup):
 )
 def test_graph_sampler_rejects_inconsistent_inputs(features, labels, classes_per_batch, message):
     with pytest.raises(ValueError, match=message):
-        GraphSampler(features, labels, classes_per_batch, 2)
+        GraphSampler(features, labels, classes_per_batch, 2, similarity="cosine")

@@ -16,6 +16,8 @@ from clip_reid.data.transforms import (
 )
 
 SIZE = (32, 16)
+VALID = dict(size=SIZE, mean=IMAGENET_MEAN, std=IMAGENET_STD, flip_prob=0.5, padding=10,
+             erasing_prob=0.5)
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def plain_train(**overrides):
 
 def test_outputs_are_float_tensors_of_the_requested_size(crop):
     for transform in (
-        build_train_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD),
+        build_train_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD, 0.5, 10, 0.5),
         build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD),
     ):
         output = transform(crop)
@@ -160,4 +162,4 @@ def test_unknown_tower_type_is_an_error_naming_it(arch):
 )
 def test_bad_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
-        build_train_transform(**kwargs)
+        build_train_transform(**(VALID | kwargs))

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from clip_reid.data.transforms import normalization_for
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, ReidConfig, load_clip
+from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, load_clip
+from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.onnx_export import export_onnx
 
 IMAGE_SIZE = (64, 32)
@@ -20,8 +21,9 @@ def tiny_checkpoint(arch: str = "tiny-rn", image_size: tuple[int, int] = IMAGE_S
                     with_text: bool = True) -> ReidCheckpoint:
     """A random tiny ReID model as the encoder_training pipeline saves it (``with_text=False``:
     as it saved it before the text tower was stored)."""
-    config = ReidConfig(clip=ClipSpec(arch, seed=seed), num_classes=5, image_size=image_size,
-                        num_cameras=num_cameras, neck_feat=neck_feat)
+    settings = ModelSettings(clip=ClipSpec(arch, seed=seed), image_size=image_size,
+                             use_sie=num_cameras > 0, neck_feat=neck_feat)
+    config = settings.reid_config(num_classes=5, num_cameras=num_cameras)
     clip = load_clip(config.clip)
     model = ClipReidModel(config, clip)
     _calibrate_batch_norm(model, seed)

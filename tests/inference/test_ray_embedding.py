@@ -58,7 +58,7 @@ def test_decoding_is_a_stage_of_its_own(cluster, crops, rn_checkpoint):
     from clip_reid.inference.ray_embedding import INFERENCE_READER, embedding_dataset
 
     dataset = embedding_dataset(ray.put(rn_checkpoint), rn_checkpoint, crops, [0] * len(crops),
-                                SETTINGS, 8, INFERENCE_READER).materialize()
+                                SETTINGS, 8, INFERENCE_READER, False, "fp32").materialize()
     stats = dataset.stats()
     assert "MapBatches(_decode)" in stats and "MapBatches(_EmbedActor)" in stats
     assert "_decode)->MapBatches" not in stats  # not fused into the model actors
@@ -118,7 +118,7 @@ def test_a_killed_actor_is_retried_without_losing_or_duplicating_rows(cluster, c
 
 
 def test_no_image_is_an_error(cluster, rn_checkpoint):
-    from clip_reid.inference.ray_embedding import embed_on_ray
+    from clip_reid.inference.ray_embedding import INFERENCE_READER, embed_on_ray
 
     with pytest.raises(ValueError, match="No images to embed"):
-        embed_on_ray(rn_checkpoint, [], [], SETTINGS, 4)
+        embed_on_ray(rn_checkpoint, [], [], SETTINGS, 4, INFERENCE_READER, False, "fp32")

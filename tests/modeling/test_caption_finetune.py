@@ -7,6 +7,7 @@ from builders import write_crop
 from clip_reid.data.transforms import build_train_transform
 from clip_reid.modeling import ClipSpec, load_clip, tokenizer_for
 from clip_reid.modeling.caption_finetune import (
+    PAIR_AUGMENTATION,
     CaptionFinetuneModule,
     CaptionFinetuneOptimizer,
     ImageCaptionPairs,
@@ -52,7 +53,8 @@ def test_one_epoch_moves_both_towers_with_their_own_learning_rates(tmp_path):
         write_crop(tmp_path / f"{i}.jpg", seed=i)
     captions = ["A man in red.", "A woman in blue.", "A man in red.", "A child."]
     tokens = tokenizer_for("tiny-rn")(captions)
-    transform = build_train_transform(native_input_size(clip), padding=0, erasing_prob=0.0)
+    transform = build_train_transform(native_input_size(clip), (0.5,) * 3, (0.5,) * 3,
+                                      **PAIR_AUGMENTATION)
     dataset = ImageCaptionPairs(paths, tokens, torch.tensor([0, 1, 0, 2]), transform)
     optim = CaptionFinetuneOptimizer(visual_lr=1e-3, text_lr=1e-4)
     module = CaptionFinetuneModule(clip, optim, max_epochs=1)

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, ReidConfig, load_clip
+from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, load_clip
 from clip_reid.modeling import image_tower as image_tower_module
 from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.encoder_training import EncoderOptimizer, encoder_param_groups
@@ -30,7 +30,8 @@ def _trunk_file(tmp_path, seed=5):
 
 
 def _reid(spec, **config):
-    config = ReidConfig(clip=spec, num_classes=5, image_size=(64, 32), **config)
+    settings = ModelSettings(clip=spec, image_size=(64, 32))
+    config = dataclasses.replace(settings.reid_config(num_classes=5, num_cameras=0), **config)
     return ClipReidModel(config, load_clip(spec))
 
 

@@ -39,7 +39,7 @@ def test_batch_hard_triplet_matches_hand_computed_value():
 
 def test_triplet_gradient_is_finite_with_duplicate_features():
     features = torch.zeros(4, 3, requires_grad=True)
-    batch_hard_triplet_loss(features, torch.tensor([0, 0, 1, 1])).backward()
+    batch_hard_triplet_loss(features, torch.tensor([0, 0, 1, 1]), 0.3).backward()
     assert torch.isfinite(features.grad).all()
 
 
@@ -50,7 +50,8 @@ def test_stage2_loss_combines_weighted_terms():
     features = (torch.randn(4, 5), torch.randn(4, 6), torch.randn(4, 2))
     i2t = torch.randn(4, 3)
     weights = EncoderLossWeights(id=0.25, triplet=1.0, i2t=0.5)
-    out = encoder_training_loss(logits, features, i2t, labels, weights)
+    out = encoder_training_loss(logits, features, i2t, labels, weights, label_smoothing=0.1,
+                                margin=0.3)
 
     def smoothed_ce(x):  # (1 - eps) * one-hot + eps / K, written out
         target = torch.full((4, 3), 0.1 / 3)
@@ -58,7 +59,7 @@ def test_stage2_loss_combines_weighted_terms():
         return -(target * F.log_softmax(x, 1)).sum(1).mean()
 
     id_loss = smoothed_ce(logits[0]) + smoothed_ce(logits[1])
-    triplet = sum(batch_hard_triplet_loss(f, labels) for f in features)
+    triplet = sum(batch_hard_triplet_loss(f, labels, 0.3) for f in features)
     expected = 0.25 * id_loss + triplet + 0.5 * smoothed_ce(i2t)
     assert out["id_loss"].item() == pytest.approx(id_loss.item(), rel=1e-5)
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)

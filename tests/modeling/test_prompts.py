@@ -10,7 +10,7 @@ def text_encoder():
 
 
 def test_prompt_learner_shapes_and_context_placement(text_encoder):
-    learner = PromptLearner(5, text_encoder)
+    learner = PromptLearner(5, text_encoder, n_ctx=4, class_word="person")
     assert learner.ctx.shape == (5, 4, 128)
     assert 0.015 < learner.ctx.std() < 0.025
     labels = torch.tensor([0, 3])
@@ -23,7 +23,7 @@ def test_prompt_learner_shapes_and_context_placement(text_encoder):
 
 
 def test_text_features_read_the_end_of_text_token(text_encoder):
-    learner = PromptLearner(3, text_encoder, class_word="vehicle")
+    learner = PromptLearner(3, text_encoder, n_ctx=4, class_word="vehicle")
     tokens = learner.tokenized_prompts
     eot = int(tokens.argmax())
     assert tokens[0, eot] == 49407 and eot == int((tokens[0] != 0).sum()) - 1
@@ -40,7 +40,7 @@ def test_plain_sentences_match_clip_encode_text(text_encoder):
 
 
 def test_long_captions_are_truncated_with_the_end_token_kept(text_encoder):
-    learner = PromptLearner(2, text_encoder)
+    learner = PromptLearner(2, text_encoder, n_ctx=4, class_word="person")
     tokens = learner.caption_tokens(text_encoder, ["a man walking " * 40, "a woman"])
     assert tokens.shape == (2, 77)
     assert tokens[0, -1] == 49407
@@ -50,7 +50,7 @@ def test_long_captions_are_truncated_with_the_end_token_kept(text_encoder):
 
 
 def test_rebuild_follows_a_changed_token_embedding(text_encoder):
-    learner = PromptLearner(2, text_encoder)
+    learner = PromptLearner(2, text_encoder, n_ctx=4, class_word="person")
     before = learner.template_embedding.clone()
     with torch.no_grad():
         text_encoder.token_embedding.weight.add_(1.0)

@@ -140,7 +140,7 @@ def _single_process(train, text, backbone, model: ModelSettings,
     initial = {name: value.detach().clone() for name, value in module.model.named_parameters()
                if value.requires_grad}
     sampler = RandomIdentitySampler(train["label"].tolist(), GLOBAL_BATCH // WORKERS,
-                                    settings.num_instances, seed=sampler_seed)
+                                    settings.num_instances, seed=sampler_seed, policy="exact")
     loader = DataLoader(ReidImageDataset(train, model.train_transform(settings.augmentation)),
                         batch_size=GLOBAL_BATCH, sampler=sampler, drop_last=True)
     _fit_locally(module, loader, settings.max_epochs)

@@ -16,7 +16,7 @@ def vit_b16():
 
 
 def _features(clip, size=(256, 128), stride=16, cameras=0):
-    encoder = ReidImageEncoder(clip.visual, size, stride, num_cameras=cameras)
+    encoder = ReidImageEncoder(clip.visual, size, stride, num_cameras=cameras, sie_coef=3.0)
     camids = torch.tensor([0, 1]) if cameras else None
     with torch.no_grad():
         return encoder, encoder(torch.randn(2, 3, *size), camids)
@@ -41,7 +41,7 @@ def test_vit_b16_shapes_and_overlapping_patches(vit_b16):
 
 def test_camera_embedding_changes_only_with_camera():
     clip = load_clip(ClipSpec("tiny-vit"))
-    encoder = ReidImageEncoder(clip.visual, (128, 64), 16, num_cameras=3).eval()
+    encoder = ReidImageEncoder(clip.visual, (128, 64), 16, num_cameras=3, sie_coef=3.0).eval()
     images = torch.randn(1, 3, 128, 64).repeat(2, 1, 1, 1)
     with torch.no_grad():
         same = encoder(images, torch.tensor([1, 1])).final
@@ -63,4 +63,4 @@ def test_resize_equals_direct_bilinear_interpolation_and_keeps_class_row():
 
 def test_unsupported_tower_is_named():
     with pytest.raises(TypeError, match="Unsupported CLIP image tower Linear"):
-        ReidImageEncoder(torch.nn.Linear(2, 2))
+        ReidImageEncoder(torch.nn.Linear(2, 2), (256, 128), 16, num_cameras=0, sie_coef=3.0)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,15 +13,20 @@ from clip_reid.modeling import (
     load_clip,
     tokenizer_for,
 )
+from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.reid_checkpoint import MissingTextTowerError, ModelMismatchError
 from clip_reid.modeling.text_tower import encode_tokens
 
 HALF = {"mean": (0.5,) * 3, "std": (0.5,) * 3}
 
 
+def _config(arch="tiny-rn", seed=0, **overrides) -> ReidConfig:
+    settings = ModelSettings(clip=ClipSpec(arch, seed=seed), image_size=(128, 64))
+    return replace(settings.reid_config(num_classes=7, num_cameras=0), **overrides)
+
+
 def _model(arch="tiny-rn", seed=0, **overrides):
-    config = ReidConfig(clip=ClipSpec(arch, seed=seed), num_classes=7, image_size=(128, 64),
-                        **overrides)
+    config = _config(arch, seed, **overrides)
     clip = load_clip(config.clip)
     return ClipReidModel(config, clip).eval(), clip
 
@@ -75,7 +82,7 @@ def test_require_model_names_both_models_and_the_fix():
     ({"state_dict": {}}, "not a ReID model checkpoint"),
     ({"config": {}, "state_dict": {}}, "lacks its pixel 'normalization'"),
     ({"config": {"nope": 1}, "state_dict": {}, "normalization": HALF}, "no valid 'config'"),
-    ({"config": ReidConfig().to_dict(), "state_dict": {}, "normalization": {"mean": (0.5,)}},
+    ({"config": _config().to_dict(), "state_dict": {}, "normalization": {"mean": (0.5,)}},
      "exactly mean and std"),
 ])
 def test_a_broken_state_is_refused_naming_its_source(state, message):

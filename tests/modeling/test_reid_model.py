@@ -1,15 +1,18 @@
+from dataclasses import replace
+
 import torch
 
 from clip_reid.modeling import (
     ClipReidModel,
     ClipSpec,
-    ReidConfig,
     load_clip,
 )
+from clip_reid.modeling.model_settings import ModelSettings
 
 
 def _model(arch="tiny-rn", **overrides):
-    config = ReidConfig(clip=ClipSpec(arch), num_classes=7, image_size=(128, 64), **overrides)
+    settings = ModelSettings(clip=ClipSpec(arch), image_size=(128, 64))
+    config = replace(settings.reid_config(num_classes=7, num_cameras=0), **overrides)
     return ClipReidModel(config, load_clip(config.clip))
 
 

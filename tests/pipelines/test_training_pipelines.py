@@ -152,8 +152,8 @@ def test_stages_start_from_the_caption_tuned_backbone(tiny_index, tiny_params, t
     tuned_features = cache_train_features(train, backbone, model, stage1, cpu, 0)
     assert not torch.allclose(plain.features, tuned_features.features)
 
-    learner = PromptLearner(8, TextEncoder(backbone.clip_model(spec),
-                                           tokenizer_for(spec.arch)))
+    learner = PromptLearner(8, TextEncoder(backbone.clip_model(spec), tokenizer_for(spec.arch)),
+                            n_ctx=4, class_word="person")
     expected = tuned.token_embedding(learner.tokenized_prompts)
     assert torch.equal(learner.template_embedding, expected)
 

@@ -128,7 +128,7 @@ class ProgressLog:
     Lines read without a TTY, e.g. ``verified 5000/12936 images (39%), 12 s elapsed, ~19 s left``.
     """
 
-    def __init__(self, total: int, verb: str, noun: str = "images", every_s: float = 10.0):
+    def __init__(self, total: int, verb: str, *, every_s: float, noun: str = "images"):
         self.total, self.verb, self.noun, self.every_s = total, verb, noun, every_s
         self.done = 0
         self.start = self.last = time.monotonic()
@@ -231,9 +231,9 @@ def finish_index(
     rows: list[dict],
     report: IngestionReport,
     where: Mapping[str, str],
-    verify_images: bool = True,
-    num_workers: int = 2,
-    progress_every_s: float = 10.0,
+    verify_images: bool,
+    num_workers: int,
+    progress_every_s: float,
 ) -> pd.DataFrame:
     """Rows of every split → the checked index: unreadable images out, labels in, protocol ok."""
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS[:-1])

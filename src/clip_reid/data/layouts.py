@@ -111,11 +111,13 @@ def parse_layout(
     name: str,
     root: Path | str,
     variant: str | None = None,
-    verify_images: bool = True,
-    num_workers: int = 2,
-    progress_every_s: float = 10.0,
+    *,
+    verify_images: bool,
+    num_workers: int,
+    progress_every_s: float,
 ) -> tuple[pd.DataFrame, IngestionReport]:
-    """Check ``root`` against layout ``name``, index every usable crop, report the rest."""
+    """Check ``root`` against layout ``name``, index every usable crop, report the rest. The
+    verification options are the `ingestion` block's (IngestionSettings), given explicitly."""
     layout = get_layout(name)
     root = Path(root)
     layout.check(root, variant)

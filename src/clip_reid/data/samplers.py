@@ -48,10 +48,10 @@ class RandomIdentitySampler(Sampler[int]):
         labels: Sequence[int],
         batch_size: int,
         num_instances: int,
+        policy: str,
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
-        policy: str = "exact",
     ) -> None:
         if num_instances < 1 or batch_size < num_instances or batch_size % num_instances:
             raise ValueError(
@@ -209,7 +209,7 @@ class GraphSampler(Sampler[list[int]]):
         labels: Sequence[int],
         num_classes_per_batch: int,
         num_instances: int,
-        similarity: str = "cosine",
+        similarity: str,
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,

@@ -18,7 +18,7 @@ class DownloadSettings(Settings):
 
     url: str | None = None  # credentials in it are redacted in every message
     sha256: str | None = None  # the published checksum, verified after download
-    cache_dir: str | None = None  # null: next to dataset.root
+    cache_dir: str | None = "data/01_raw/downloads"  # null: next to dataset.root
 
 
 @dataclass(frozen=True)

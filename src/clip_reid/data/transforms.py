@@ -46,14 +46,15 @@ def normalization_for(arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 
 def build_train_transform(
-    size: Sequence[int] = (256, 128),
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-    flip_prob: float = 0.5,
-    padding: int = 10,
-    erasing_prob: float = 0.5,
+    size: Sequence[int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    flip_prob: float,
+    padding: int,
+    erasing_prob: float,
 ) -> T.Compose:
-    """Stage-2 training augmentation; ``size`` is (height, width); defaults are the RN50 recipe."""
+    """Stage-2 training augmentation; ``size`` is (height, width). The values come from the
+    `model` block and encoder_training.augmentation (ModelSettings.train_transform)."""
     height, width = _checked_size(size)
     _check_normalisation(mean, std)
     _check_probability("flip_prob", flip_prob)
@@ -74,9 +75,7 @@ def build_train_transform(
 
 
 def build_test_transform(
-    size: Sequence[int] = (256, 128),
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    size: Sequence[int], mean: Sequence[float], std: Sequence[float]
 ) -> T.Compose:
     """Deterministic evaluation (and stage-1 feature) transform: bilinear resize, normalise.
 

@@ -88,7 +88,7 @@ class _EmbedActor:
 
 def embedding_dataset(checkpoint_ref: Any, checkpoint: ReidCheckpoint, paths: Sequence[str],
                       camids: Sequence[int], settings: EmbeddingEngineSettings, batch_size: int,
-                      reader: Reader, flip: bool = False, dtype: str = "fp32") -> ray.data.Dataset:
+                      reader: Reader, flip: bool, dtype: str) -> ray.data.Dataset:
     """The lazy pipeline paths → decoded crops → features (rows tagged with their position)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
@@ -139,8 +139,7 @@ def collect_in_order(dataset: ray.data.Dataset, count: int, reader: Reader) -> t
 
 def embed_on_ray(checkpoint: ReidCheckpoint, paths: Sequence[str], camids: Sequence[int],
                  settings: EmbeddingEngineSettings, batch_size: int,
-                 reader: Reader = INFERENCE_READER, flip: bool = False,
-                 dtype: str = "fp32") -> torch.Tensor:
+                 reader: Reader, flip: bool, dtype: str) -> torch.Tensor:
     """(len(paths), feature_dim) float32 features of ``paths``, in input order."""
     if not len(paths):
         raise ValueError("No images to embed: pass a non-empty list of image paths.")
@@ -170,8 +169,10 @@ class RayEmbedder:
         if cameras_used and not all(0 <= int(cam) < cameras_used for cam in cameras):
             raise ValueError(f"camids must be in [0, {cameras_used}) (the cameras the model was "
                              "trained with) for every gallery image.")
+        # plain fp32 features of the unflipped images, as FeatureExtractor gives
         return embed_on_ray(self._checkpoint, [str(image) for image in images], cameras,
-                            self._settings, self._batch_size)
+                            self._settings, self._batch_size, INFERENCE_READER, flip=False,
+                            dtype="fp32")
 
 
 def embed_splits_on_ray(checkpoint: ReidCheckpoint, image_index: pd.DataFrame,

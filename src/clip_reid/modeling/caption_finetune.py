@@ -41,14 +41,16 @@ logger = logging.getLogger(__name__)
 
 
 STAGE = "caption_finetune"
+# Caption fine-tuning's own augmentation, not encoder_training.augmentation: mirroring only.
+PAIR_AUGMENTATION = {"flip_prob": 0.5, "padding": 0, "erasing_prob": 0.0}
 
 
 @dataclass(frozen=True)
 class CaptionFinetuneOptimizer(Settings):
     """AdamW with one learning rate per tower; cosine schedule with linear warm-up (per epoch)."""
 
-    visual_lr: float = setting(1e-5, gt=0.0)
-    text_lr: float = setting(1e-5, gt=0.0)
+    visual_lr: float = setting(1e-4, gt=0.0)
+    text_lr: float = setting(1e-4, gt=0.0)
     weight_decay: float = setting(0.1, ge=0.0)
     warmup_epochs: int = setting(1, ge=0)
     warmup_factor: float = setting(0.1, gt=0.0, le=1.0)
@@ -154,7 +156,7 @@ class CaptionPairsDataModule(L.LightningDataModule):
     smaller than the others (a contrastive batch of one has no negatives)."""
 
     def __init__(self, dataset: ImageCaptionPairs, batch_size: int, seed: int,
-                 num_workers: int = 0) -> None:
+                 num_workers: int) -> None:
         super().__init__()
         self.dataset, self.num_workers = dataset, num_workers
         self.batch_size = min(batch_size, len(dataset))
@@ -181,8 +183,7 @@ def caption_tuned_backbone(
     tokens = TextEncoder(clip, tokenizer_for(model.clip.arch)).tokenize(pairs["caption"].tolist())
     caption_ids = torch.as_tensor(pd.factorize(pairs["caption"])[0])
     mean, std = model.normalization()
-    transform = build_train_transform(native_input_size(clip), mean, std, padding=0,
-                                      erasing_prob=0.0)
+    transform = build_train_transform(native_input_size(clip), mean, std, **PAIR_AUGMENTATION)
     data = CaptionPairsDataModule(
         ImageCaptionPairs(pairs["path"].tolist(), tokens, caption_ids, transform),
         settings.batch_size, seed, trainer.num_workers)

@@ -187,7 +187,7 @@ class IdentityBatchDataModule(L.LightningDataModule):
 
     def __init__(
         self, train_index: pd.DataFrame, transform, batch_size: int, num_instances: int,
-        seed: int, num_workers: int = 0, sampler: str = "exact",
+        seed: int, num_workers: int, sampler: str,
     ) -> None:
         super().__init__()
         self.train_index = train_index.reset_index(drop=True)

@@ -22,15 +22,17 @@ def extract_features(
     model: nn.Module,
     frame: pd.DataFrame,
     transform,
-    batch_size: int = 64,
-    flip: bool = False,
-    dtype: str = "fp32",
+    *,
+    batch_size: int,
+    flip: bool,
+    dtype: str,
+    num_workers: int,
+    device: str | torch.device,
     use_cameras: bool = False,
-    num_workers: int = 0,
-    device: str | torch.device = "cpu",
     description: str = "features",
 ) -> Tensor:
-    """Test features of every row of ``frame`` (in row order), as float32 on the CPU."""
+    """Test features of every row of ``frame`` (in row order), as float32 on the CPU. The
+    loader and precision options are the calling stage's settings, given explicitly."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
     device = torch.device(device)
@@ -49,8 +51,8 @@ def extract_features(
 
 
 @torch.inference_mode()
-def test_forward(model: nn.Module, images: Tensor, cameras: Tensor | None, flip: bool = False,
-                 dtype: str = "fp32") -> Tensor:
+def test_forward(model: nn.Module, images: Tensor, cameras: Tensor | None, flip: bool,
+                 dtype: str) -> Tensor:
     """Float32 CPU test features of one batch of transformed images (eval-mode ``model`` on the
     images' device): the one forward rule of every embedding engine, so they agree."""
     autocast = (

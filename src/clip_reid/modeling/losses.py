@@ -33,7 +33,7 @@ def prompt_learning_loss(image_features: Tensor, text_features: Tensor, labels: 
     ) + supervised_contrastive_loss(text_features, image_features, labels, labels)
 
 
-def batch_hard_triplet_loss(features: Tensor, labels: Tensor, margin: float = 0.3) -> Tensor:
+def batch_hard_triplet_loss(features: Tensor, labels: Tensor, margin: float) -> Tensor:
     """Batch-hard triplet loss on Euclidean distances (hardest positive vs hardest negative)."""
     distances = torch.cdist(features, features).clamp_min(1e-12)
     same = labels[:, None] == labels[None, :]
@@ -59,8 +59,8 @@ def encoder_training_loss(
     i2t_logits: Tensor,
     labels: Tensor,
     weights: EncoderLossWeights,
-    label_smoothing: float = 0.1,
-    margin: float = 0.3,
+    label_smoothing: float,
+    margin: float,
 ) -> dict[str, Tensor]:
     """Stage 2: w_id·Σ CE_ls(classifiers) + w_tri·Σ triplet(features) + w_i2t·CE_ls(image·textᵀ)."""
     id_loss = sum(F.cross_entropy(x, labels, label_smoothing=label_smoothing) for x in logits)

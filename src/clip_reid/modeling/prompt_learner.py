@@ -20,8 +20,7 @@ class PromptLearner(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, text_encoder: TextEncoder, n_ctx: int = 4,
-        class_word: str = "person",
+        self, num_classes: int, text_encoder: TextEncoder, n_ctx: int, class_word: str,
     ) -> None:
         super().__init__()
         self.n_ctx = n_ctx

@@ -120,7 +120,7 @@ class PromptLearningModule(L.LightningModule):
         text_encoder: TextEncoder,
         optim: PromptLearningOptimizer,
         max_epochs: int,
-        caption_mode: str = "none",
+        caption_mode: str,
     ) -> None:
         super().__init__()
         if caption_mode not in CAPTION_MODES:
@@ -248,13 +248,17 @@ def cache_train_features(
 ) -> TrainImageFeatures:
     """Image features of every training image, computed once with the frozen encoder."""
     clip = clip_backbone.clip_model(model.clip)
-    encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride)
+    # stage 1 caches camera-free features (as the reference): no camera embedding
+    encoder = ReidImageEncoder(clip.visual, model.image_size, model.stride, num_cameras=0,
+                               sie_coef=model.sie_coef)
     transform = model.eval_transform()
     if model.clip.random_image_tower and not clip_backbone.finetuned:
         recalibrate_batch_norm(encoder, train, transform, device=device)
+    # stage 1 caches plain fp32 features of the unflipped images (as the reference)
     features = extract_features(ProjectionOnly(encoder), train, transform,
-                                batch_size=settings.feature_batch_size, num_workers=num_workers,
-                                device=device, description="stage-1 features")
+                                batch_size=settings.feature_batch_size, flip=False, dtype="fp32",
+                                num_workers=num_workers, device=device,
+                                description="stage-1 features")
     return TrainImageFeatures(features, torch.tensor(train["label"].to_numpy()),
                               tuple(train["path"]))
 

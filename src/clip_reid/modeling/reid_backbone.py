@@ -47,11 +47,13 @@ class ReidImageEncoder(nn.Module):
     def __init__(
         self,
         visual: nn.Module,
-        image_size: tuple[int, int] = (256, 128),
-        stride: int = 16,
-        num_cameras: int = 0,
-        sie_coef: float = 3.0,
+        image_size: tuple[int, int],
+        stride: int,
+        num_cameras: int,
+        sie_coef: float,
     ) -> None:
+        """The `model` block's values (ModelSettings / ReidConfig), no defaults of its own;
+        ``num_cameras`` 0 goes without the camera embedding (``sie_coef`` unused then)."""
         super().__init__()
         self.visual = visual
         self.image_size = tuple(image_size)

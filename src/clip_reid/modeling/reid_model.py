@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 import torch
@@ -16,15 +16,16 @@ NECK_FEATS = ("before", "after")
 
 @dataclass(frozen=True)
 class ReidConfig:
-    """Everything needed to rebuild a ClipReidModel (stored in its checkpoint)."""
+    """Everything needed to rebuild a ClipReidModel (stored in its checkpoint). No defaults:
+    ModelSettings.reid_config fills it from the `model` block, so a value has one source."""
 
-    clip: ClipSpec = field(default_factory=ClipSpec)
-    num_classes: int = 751
-    image_size: tuple[int, int] = (256, 128)
-    stride: int = 16
-    num_cameras: int = 0  # > 0 enables the camera embedding (SIE, ViT only)
-    sie_coef: float = 3.0
-    neck_feat: str = "before"
+    clip: ClipSpec
+    num_classes: int
+    image_size: tuple[int, int]
+    stride: int
+    num_cameras: int  # > 0 enables the camera embedding (SIE, ViT only)
+    sie_coef: float
+    neck_feat: str
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(self.image_size))
@@ -36,6 +37,10 @@ class ReidConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReidConfig:
+        missing = sorted({f.name for f in fields(cls)} - set(data))
+        if missing:
+            raise ValueError(f"The checkpoint's model config lacks {', '.join(missing)}: it was "
+                             "not written by this version of clip-reid; retrain the model.")
         return cls(**{**data, "clip": ClipSpec(**data["clip"])})
 
 

@@ -12,7 +12,8 @@ class CaptionSources(Settings):
     """Each source is a path, or null to go without it."""
 
     cuhk_pedes: str | None = None  # CUHK-PEDES reid_raw.json
-    attributes: str | None = None  # market_attribute.mat; "beside_dataset" = next to the images
+    # market_attribute.mat: "beside_dataset" = in the dataset folder when there, or a path
+    attributes: str | None = "beside_dataset"
     csv: str | None = None  # a CSV with columns image,caption
 
 

@@ -49,12 +49,12 @@ def embed_gallery(
     embedder = gallery_embedder(reid_model, settings.batch_size, settings.embedding)
     if settings.gallery.store == "milvus":
         with gallery_store as store:
-            return embed_into_milvus(embedder, images, store.gallery, settings.metric)
+            return embed_into_milvus(embedder, images, store.gallery, settings.distance)
     previous = (previous_gallery_index if isinstance(previous_gallery_index, GalleryIndex)
                 else None)  # a Milvus reference has no features to reuse here
     return GalleryIndex.build(
         embedder, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
-        metric=settings.metric, previous=previous, timestamps=images["timestamp"].tolist())
+        metric=settings.distance, previous=previous, timestamps=images["timestamp"].tolist())
 
 
 def identify_queries(

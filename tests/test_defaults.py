@@ -99,12 +99,12 @@ def test_every_demo_change_names_a_key_of_conf_base():
 def test_a_default_changed_in_one_place_is_found_with_its_key():
     params = _base_parameters()
     params["caption_finetune"]["optimizer"]["visual_lr"] = 1e-5
-    params["evaluation"]["rerank"]["metric"] = "cosine"
+    params["evaluation"]["rerank"]["distance"] = "cosine"
     params["model"]["image_size"] = [256, 128]  # a demo change back at the default
     assert sorted(disagreements(params)) == [
         "caption_finetune.optimizer.visual_lr: conf/base has 1e-05, the settings class 0.0001 "
         "(change the default in the class, or list it in DEMO_CHANGES)",
-        "evaluation.rerank.metric: conf/base has 'cosine', the settings class 'euclidean' "
+        "evaluation.rerank.distance: conf/base has 'cosine', the settings class 'euclidean' "
         "(change the default in the class, or list it in DEMO_CHANGES)",
         "model.image_size = [256, 128] equals the settings default: remove it from DEMO_CHANGES",
     ]

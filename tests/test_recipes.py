@@ -70,7 +70,7 @@ COMMON = {
     "evaluation.rerank.k1": 50,                           # metrics re_ranking(k1=50)
     "evaluation.rerank.k2": 15,                           # metrics re_ranking(k2=15)
     "evaluation.rerank.lambda_value": 0.3,                # metrics re_ranking(lambda_value=0.3)
-    "evaluation.rerank.metric": "euclidean",              # metrics/reranking.py squared euclidean
+    "evaluation.rerank.distance": "euclidean",            # metrics/reranking.py squared euclidean
     "evaluation.rerank.normalize": True,                  # TEST.FEAT_NORM 'yes' before re_ranking
 }
 

@@ -81,3 +81,11 @@ def test_query_and_gallery_of_different_models_or_widths_are_refused():
                         "model")
     with pytest.raises(ValueError, match="8-d but gallery features 4-d"):
         Ranking(query, narrow, EvaluationSettings())
+
+
+def test_the_old_rerank_metric_key_is_refused_with_its_new_name():
+    from clip_reid.settings_base import SettingsError
+
+    with pytest.raises(SettingsError, match="evaluation.rerank.metric .*is now called "
+                       "evaluation.rerank.distance"):
+        EvaluationSettings.from_params({"rerank": {"metric": "cosine"}}, "evaluation")

@@ -101,7 +101,7 @@ class Ranking:
         query, gallery, rerank = self.query.features, self.gallery.features, self.settings.rerank
         if rerank.enabled:
             return re_rank(query, gallery, rerank.k1, rerank.k2, rerank.lambda_value,
-                           metric=rerank.metric, normalize=rerank.normalize)
+                           metric=rerank.distance, normalize=rerank.normalize)
         return compute_distance_matrix(query, gallery, self.settings.distance)
 
     def _faiss_topk(self) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from clip_reid.data.settings import EvaluatedDatasetSettings
 from clip_reid.engine_settings import EmbeddingEngineSettings
@@ -19,11 +20,12 @@ RETRIEVALS = ("dense", "faiss")
 class RerankSettings(Settings):
     """k-reciprocal re-ranking (Zhong et al. 2017)."""
 
+    renamed: ClassVar[dict[str, str]] = {"metric": "distance"}  # one name for the choice
     enabled: bool = False
     k1: int = setting(20, ge=1)
     k2: int = setting(6, ge=1)
     lambda_value: float = setting(0.3, ge=0.0, le=1.0)
-    metric: str = setting("euclidean", choices=RERANK_METRICS)
+    distance: str = setting("euclidean", choices=RERANK_METRICS)
     normalize: bool = True  # L2-normalise first, as the official evaluator does
 
 

@@ -95,7 +95,7 @@ class ReidCheckpoint:
                 "cannot be reproduced: re-save it with the encoder_training pipeline.")
         try:
             config = ReidConfig.from_dict(state["config"])
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{source} has no valid 'config': {error}") from error
         tower = state.get("text_tower")
         return cls(config, dict(state["state_dict"]), Normalization.of(state["normalization"]),

@@ -36,11 +36,11 @@ def served(tmp_path_factory):
                           "pid": range(1, 7), "camid": [0] * 6, "split": "train",
                           "label": range(6)})
     checkpoint = tiny_reid_checkpoint(index)
-    labels = root / "labels.csv"
+    labels = root / "gallery.csv"
     pd.DataFrame({"image": [f"gallery/{Path(p).name}" for p in index["path"]],
-                  "pid": index["pid"]}).to_csv(labels, index=False)
-    gallery = embed_gallery(checkpoint, None, {"labels_csv": str(labels)}, {"root": None},
-                            "cosine", 8)
+                  "pid": index["pid"], "camid": 0, "split": "gallery"}).to_csv(labels, index=False)
+    gallery = embed_gallery(checkpoint, None, {"name": "image_list", "root": str(labels)},
+                            {"root": None}, "cosine", 8)
     return checkpoint, gallery, root
 
 

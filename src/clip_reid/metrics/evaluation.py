@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from clip_reid.data.settings import EvaluatedDatasetSettings
+from clip_reid.data.settings import DatasetRef
 from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.metrics.distance import METRICS, compute_distance_matrix
 from clip_reid.metrics.inputs import AP_MODES
@@ -70,7 +70,7 @@ class EvaluationSettings(Settings):
     device: str | None = None  # feature extraction device; None = the trainer's accelerator
     embedding: EmbeddingEngineSettings = setting(default_factory=EmbeddingEngineSettings)
     text_retrieval: TextRetrievalSettings = setting(default_factory=TextRetrievalSettings)
-    dataset: EvaluatedDatasetSettings = setting(default_factory=EvaluatedDatasetSettings)
+    dataset: DatasetRef = setting(default_factory=DatasetRef)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from builders import write_crop
 
-from clip_reid.data.market import build_image_index
 from clip_reid.data.image_index import DatasetLayoutError
+from clip_reid.data.market import build_image_index
 from clip_reid.inference.listing import (
     FRAMES_PER_SECOND,
     GallerySettings,

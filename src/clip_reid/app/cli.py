@@ -16,7 +16,7 @@ from clip_reid.inference import FeatureExtractor, GalleryIndex
 from clip_reid.inference.gallery_store import Gallery, open_gallery
 from clip_reid.inference.listing import gallery_images
 from clip_reid.inference.milvus_gallery import MilvusGallery
-from clip_reid.pipelines.inference.settings import InferenceSettings
+from clip_reid.inference.settings import InferenceSettings
 
 logger = logging.getLogger("clip_reid.app")
 

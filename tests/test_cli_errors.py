@@ -15,7 +15,7 @@ from kedro.pipeline import Node, Pipeline
 from kedro_project import copy_project, kedro, output
 
 from clip_reid.cli import _RunWithShortErrors, _verbose
-from clip_reid.data.market import DatasetLayoutError
+from clip_reid.data.image_index import DatasetLayoutError
 from clip_reid.modeling.weights import WeightsError
 from clip_reid.run_errors import explain, producers
 

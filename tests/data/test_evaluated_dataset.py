@@ -7,7 +7,7 @@ import pytest
 
 from clip_reid.data.evaluated_dataset import describe_dataset, evaluated_query_gallery
 from clip_reid.data.image_index import DatasetLayoutError
-from clip_reid.data.settings import DatasetSettings, EvaluatedDatasetSettings, IngestionSettings
+from clip_reid.data.settings import DatasetRef, DatasetSettings, IngestionSettings
 from clip_reid.settings_base import SettingsError
 
 TRAINING = DatasetSettings(name="demo", root="data/01_raw/demo_market")
@@ -16,7 +16,7 @@ INGESTION = IngestionSettings(num_workers=1)
 
 def test_no_target_evaluates_the_training_index_itself():
     index = pd.DataFrame({"split": ["train", "query"], "path": ["a.jpg", "b.jpg"]})
-    evaluated, about = evaluated_query_gallery(index, TRAINING, EvaluatedDatasetSettings(),
+    evaluated, about = evaluated_query_gallery(index, TRAINING, DatasetRef(),
                                                INGESTION)
     assert evaluated is index
     assert about == {"name": "demo", "variant": None, "root": "data/01_raw/demo_market",
@@ -26,7 +26,7 @@ def test_no_target_evaluates_the_training_index_itself():
 
 def test_target_folder_is_indexed_with_its_layout_and_only_query_gallery_kept(tiny_market,
                                                                               caplog):
-    target = EvaluatedDatasetSettings(name="market1501", root=str(tiny_market))
+    target = DatasetRef(name="market1501", root=str(tiny_market))
     with caplog.at_level(logging.INFO):
         evaluated, about = evaluated_query_gallery(pd.DataFrame(), TRAINING, target, INGESTION)
     assert sorted(evaluated["split"].unique()) == ["gallery", "query"]
@@ -41,19 +41,22 @@ def test_target_folder_is_indexed_with_its_layout_and_only_query_gallery_kept(ti
 
 
 def test_a_missing_target_folder_names_it(tmp_path):
-    target = EvaluatedDatasetSettings(name="market1501", root=str(tmp_path / "nowhere"))
+    target = DatasetRef(name="market1501", root=str(tmp_path / "nowhere"))
     with pytest.raises(DatasetLayoutError, match="nowhere"):
         evaluated_query_gallery(pd.DataFrame(), TRAINING, target, INGESTION)
 
 
-@pytest.mark.parametrize("params, given", [({"name": "market1501"}, "name"),
-                                           ({"root": "/data/market"}, "root")])
-def test_name_and_root_go_together(params, given):
-    with pytest.raises(SettingsError, match=f"evaluation.dataset.{given} is set but"):
-        EvaluatedDatasetSettings.from_params(params, "evaluation.dataset")
+def test_a_name_without_a_root_is_refused_naming_the_block():
+    with pytest.raises(SettingsError, match="evaluation.dataset: name is 'market1501' but root"):
+        DatasetRef.from_params({"name": "market1501"}, "evaluation.dataset")
+
+
+def test_a_root_without_a_name_reads_the_market_layout(tiny_market):
+    target = DatasetRef.from_params({"root": str(tiny_market)}, "evaluation.dataset")
+    evaluated, about = evaluated_query_gallery(pd.DataFrame(), TRAINING, target, INGESTION)
+    assert about["name"] == "demo" and (evaluated["split"] == "gallery").sum() == 4
 
 
 def test_unknown_layout_is_refused_with_the_choices():
     with pytest.raises(SettingsError, match="evaluation.dataset.name.*market1501"):
-        EvaluatedDatasetSettings.from_params({"name": "market", "root": "x"},
-                                             "evaluation.dataset")
+        DatasetRef.from_params({"name": "market", "root": "x"}, "evaluation.dataset")

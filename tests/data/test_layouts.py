@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 from builders import SHARED_DATASETS, write_crop
 
-from clip_reid.data.image_index import INDEX_COLUMNS, DatasetLayoutError, dataset_statistics
-from clip_reid.data.layouts import LAYOUTS, class_word_for, parse_layout
+from clip_reid.data.image_index import (
+    INDEX_COLUMNS,
+    DatasetLayoutError,
+    DatasetProtocolError,
+    dataset_statistics,
+)
+from clip_reid.data.layouts import LAYOUTS, class_word_for, parse_layout, read_split
 from clip_reid.data.msmt17 import TEST_PID_OFFSET
 from clip_reid.data.settings import IngestionSettings
 
@@ -207,3 +212,23 @@ def test_real_cuhk03_read_as_the_labeled_variant_of_cuhk03_np(tmp_path):
     assert _stats(index) == {"train": (743, 7239, 2), "query": (100, 200, 2),
                              "gallery": (100, 738, 2)}
     assert report.bad_names == [] and report.broken_links == []
+
+
+def test_read_split_gives_one_split_without_the_protocols_checks(tmp_path):
+    """A gallery-only image list cannot be ingested (no train, no query) but is a gallery; its
+    extra timestamp column stays, and the layout's own checks still apply."""
+    _write(tmp_path / "crops", ["a.jpg", "b.jpg"])
+    (tmp_path / "gallery.csv").write_text("image,pid,camid,split,timestamp\n"
+                                          "crops/a.jpg,3,0,gallery,10\ncrops/b.jpg,-1,1,gallery,\n"
+                                          "crops/missing.jpg,4,1,gallery,\n")
+    with pytest.raises(DatasetProtocolError, match="train split"):
+        parse_layout("image_list", tmp_path / "gallery.csv", None, verify_images=False,
+                     num_workers=1, progress_every_s=10.0)
+    gallery, report = read_split("image_list", tmp_path / "gallery.csv", None, "gallery")
+    assert gallery[["pid", "camid", "timestamp"]].values.tolist() == [[3, 0, 10.0]]
+    assert list(gallery.columns) == [*INDEX_COLUMNS[:-1], "timestamp"]
+    assert report.junk_dropped["gallery"] == 1 and report.missing_files == [
+        str(tmp_path / "crops" / "missing.jpg")]
+    assert read_split("image_list", tmp_path / "gallery.csv", None, "query")[0].empty
+    with pytest.raises(DatasetLayoutError, match="lacks bounding_box_train"):
+        read_split("market1501", tmp_path, None, "gallery")

@@ -4,15 +4,14 @@ import pandas as pd
 import pytest
 from builders import SHARED_DATASETS, write_market_tree
 
-from clip_reid.data.market import (
+from clip_reid.data.image_index import (
     INDEX_COLUMNS,
     DatasetLayoutError,
     DatasetProtocolError,
-    build_image_index,
     dataset_statistics,
     format_statistics,
-    parse_market_name,
 )
+from clip_reid.data.market import build_image_index, parse_market_name
 
 
 def test_parse_market_name_decodes_fields_and_rejects_others():

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from clip_reid.data.attributes import read_attribute_mat
-from clip_reid.data.market import build_image_index, dataset_statistics
+from clip_reid.data.image_index import dataset_statistics
+from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import (
     SyntheticConfig,
     SyntheticConfigMismatch,

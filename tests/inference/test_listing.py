@@ -1,4 +1,5 @@
-"""Which images inference works on: query folders and the labelled gallery's three sources."""
+"""Which images inference works on: query folders and the labelled gallery (the ingested index's
+gallery split, or that of another dataset in any layout, an image_list CSV included)."""
 
 import re
 
@@ -6,6 +7,7 @@ import pandas as pd
 import pytest
 from builders import write_crop
 
+from clip_reid.data.image_index import DatasetLayoutError
 from clip_reid.data.market import build_image_index
 from clip_reid.inference.listing import (
     FRAMES_PER_SECOND,
@@ -13,6 +15,7 @@ from clip_reid.inference.listing import (
     folder_queries,
     gallery_images,
 )
+from clip_reid.settings_base import SettingsError
 
 
 def test_query_folder_takes_any_names_and_skips_what_is_not_an_image(tmp_path, caplog):
@@ -46,28 +49,60 @@ def test_the_default_gallery_is_the_gallery_split_of_the_image_index(tiny_market
     assert gallery_images(GallerySettings(root=str(tiny_market)), index.iloc[:0]).equals(gallery)
 
 
-def test_gallery_from_a_labels_csv_wins_over_the_index(tmp_path):
+def _image_list(folder, rows: str) -> str:
     for number in range(3):
-        write_crop(tmp_path / "crops" / f"{number}.jpg", seed=number)
-    pd.DataFrame({"image": [f"crops/{n}.jpg" for n in range(3)], "pid": [7, 7, 9]}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    gallery = gallery_images(GallerySettings(labels_csv=str(tmp_path / "labels.csv")), None)
-    assert gallery["pid"].tolist() == [7, 7, 9] and (gallery["camid"] == -1).all()
-    assert gallery["timestamp"].isna().all()  # no timestamp column: unknown times
+        write_crop(folder / "crops" / f"{number}.jpg", seed=number)
+    (folder / "gallery.csv").write_text(rows)
+    return str(folder / "gallery.csv")
+
+
+def test_a_gallery_csv_is_an_image_list_whose_gallery_rows_win_over_the_index(tmp_path):
+    csv = _image_list(tmp_path, "image,pid,camid,split,timestamp\ncrops/0.jpg,7,0,gallery,1.5\n"
+                                "crops/1.jpg,7,1,gallery,\ncrops/2.jpg,9,1,gallery,3\n"
+                                "crops/0.jpg,8,0,query,0\n")
+    gallery = gallery_images(GallerySettings(name="image_list", root=csv), None)
+    assert gallery["pid"].tolist() == [7, 7, 9] and gallery["camid"].tolist() == [0, 1, 1]
     assert gallery["path"].tolist() == [str(tmp_path / "crops" / f"{n}.jpg") for n in range(3)]
+    assert gallery["timestamp"].tolist()[::2] == [1.5, 3.0] and pd.isna(gallery["timestamp"][1])
 
 
-@pytest.mark.parametrize("labels, message", [
-    ("image,pid\n", "is empty"),
-    ("image,person\na.jpg,1\n", "lacks column(s) ['pid']"),
-    ("image,pid\nmissing.jpg,1\n", "do not exist"),
-    ("image,pid\nx.jpg,one\n", "every pid must be an integer"),
+def test_a_gallery_csv_without_timestamps_has_unknown_times(tmp_path):
+    csv = _image_list(tmp_path, "image,pid,camid,split\ncrops/0.jpg,7,0,gallery\n")
+    assert gallery_images(GallerySettings(name="image_list", root=csv), None)[
+        "timestamp"].isna().all()
+
+
+def test_any_ingestion_layout_serves_as_a_gallery(tmp_path):
+    """A CUHK03-NP folder (variant detected): the layout's own parser, its gallery split."""
+    for variant in ("labeled", "detected"):
+        for folder, name in (("bounding_box_train", "0001_c1_1.png"), ("query", "0002_c1_1.png"),
+                             ("bounding_box_test", "0002_c2_1.png")):
+            write_crop(tmp_path / variant / folder / name, seed=len(variant))
+    ref = GallerySettings(name="cuhk03_np", root=str(tmp_path), variant="detected")
+    gallery = gallery_images(ref, None)
+    assert gallery["path"].tolist() == [str(tmp_path / "detected/bounding_box_test/0002_c2_1.png")]
+    assert gallery[["pid", "camid"]].values.tolist() == [[2, 1]]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("image,pid,camid,split\n", "is empty"),
+    ("image,pid,split\na.jpg,1,gallery\n", "lacks column(s) ['camid']"),
+    ("image,pid,camid,split\nx.jpg,one,0,gallery\n", "pid 'one' is not -1 or an integer"),
+    ("image,pid,camid,split,timestamp\nx.jpg,1,0,gallery,noon\n", "timestamp 'noon' is not"),
 ])
-def test_bad_gallery_labels_fail_clearly(tmp_path, labels, message):
+def test_bad_gallery_csvs_fail_clearly(tmp_path, rows, message):
     write_crop(tmp_path / "x.jpg", seed=0)
-    (tmp_path / "labels.csv").write_text(labels)
-    with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
-        gallery_images(GallerySettings(labels_csv=str(tmp_path / "labels.csv")), None)
+    (tmp_path / "gallery.csv").write_text(rows)
+    with pytest.raises((ValueError, DatasetLayoutError), match=re.escape(message)):
+        gallery_images(GallerySettings(name="image_list", root=str(tmp_path / "gallery.csv")),
+                       None)
+
+
+def test_the_old_labels_csv_key_fails_naming_its_replacement():
+    with pytest.raises(SettingsError, match=re.escape(
+            "inference.gallery.labels_csv is no longer a parameter: a gallery CSV is an "
+            "image_list now: inference.gallery.name=image_list,inference.gallery.root=<the CSV>")):
+        GallerySettings.from_params({"labels_csv": "labels.csv"}, "inference.gallery")
 
 
 def test_an_empty_gallery_split_fails_clearly(tiny_market):

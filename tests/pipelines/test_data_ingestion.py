@@ -1,7 +1,7 @@
 import pytest
 from builders import run_pipeline, write_crop
 
-from clip_reid.data.market import DatasetLayoutError
+from clip_reid.data.image_index import DatasetLayoutError
 from clip_reid.pipelines.data_ingestion import create_pipeline
 
 

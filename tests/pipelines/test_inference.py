@@ -154,16 +154,15 @@ def test_a_low_threshold_makes_every_query_unknown(checkpoint, demo_root, tiny_i
     assert everyone["known"].all()
 
 
-def test_a_labels_csv_gallery_wins_over_the_image_index(demo_root, tmp_path, checkpoint,
-                                                        tiny_index):
+def test_a_gallery_csv_wins_over_the_image_index(demo_root, tmp_path, checkpoint, tiny_index):
     images = sorted((demo_root / "bounding_box_test").glob("*.jpg"))[:3]
     for image in images:
         shutil.copy(image, tmp_path / image.name)
-    pd.DataFrame({"image": [i.name for i in images], "pid": [7, 7, 9]}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    labels = _settings()["gallery"] | {"labels_csv": str(tmp_path / "labels.csv")}
+    pd.DataFrame({"image": [i.name for i in images], "pid": [7, 7, 9], "camid": [0, 1, 1],
+                  "split": "gallery"}).to_csv(tmp_path / "gallery.csv", index=False)
+    labels = _settings()["gallery"] | {"name": "image_list", "root": str(tmp_path / "gallery.csv")}
     state = embed_gallery(checkpoint, None, tiny_index, _settings(gallery=labels), None)
-    assert state.pids.tolist() == [7, 7, 9] and (state.camids == -1).all()
+    assert state.pids.tolist() == [7, 7, 9] and state.camids.tolist() == [0, 1, 1]
     query = pd.DataFrame({"image": [base64.b64encode(images[2].read_bytes()).decode()]})
     found = identify_queries(query, checkpoint, state, _settings(threshold=None, top_k=5))
     assert found.loc[0, "predicted_pid"] == 9 and found.loc[0, "name"] == "query 0"

@@ -4,18 +4,20 @@ unpickled; each load point must fail and leave no such file (and nothing else ch
 
 Load points: the catalog's checkpoints (TorchCheckpointDataset: reid_model, prompt_learner,
 clip_backbone, features, gallery_index), `FeatureExtractor(path)`, `model.clip.weights`,
-Lightning's `last.ckpt` when a stage resumes, and the search page's saved galleries."""
+Lightning's `last.ckpt` when a stage resumes, and the files the search page is given (its
+catalog entries are the catalog's)."""
 
 import logging
 import pathlib
-from types import SimpleNamespace
+from contextlib import ExitStack
 
 import pytest
 import torch
 from kedro.io.core import DatasetError
+from kedro_project import copy_project
 from toy_training import FINGERPRINT, fit_toy
 
-from clip_reid.app.cli import load_gallery
+from clip_reid.app.cli import build_service, parse_args
 from clip_reid.inference import FeatureExtractor
 from clip_reid.io import TorchCheckpointDataset
 from clip_reid.modeling import ClipSpec, WeightsError, load_clip
@@ -96,13 +98,12 @@ def test_a_resumed_stage_refuses_it_and_starts_afresh(evil, tmp_path, caplog):
     assert aside.name.startswith(f"{RESUME_FILE}.unreadable-")
 
 
-def test_the_search_page_refuses_a_saved_gallery_with_it(evil, tmp_path, snapshot):
+def test_the_search_page_refuses_it_as_its_model(evil, tmp_path, snapshot):
     path, marker = evil
-    versions = tmp_path / "gallery_index.pt"
-    (versions / "2026-01-01T00.00.00.000Z").mkdir(parents=True)
-    (versions / "2026-01-01T00.00.00.000Z" / "gallery_index.pt").write_bytes(path.read_bytes())
+    (tmp_path / "project").mkdir()
+    project = copy_project(tmp_path / "project")
     before = snapshot(tmp_path)
-    with pytest.raises(CheckpointFileError,
-                       match=rf"Refused to load .*gallery_index.pt: .*{REFUSED}"):
-        load_gallery(SimpleNamespace(fingerprint="x"), versions, None, 8)
+    with ExitStack() as stack, pytest.raises(DatasetError,
+                                             match=rf"Cannot load checkpoint {path}: {REFUSED}"):
+        build_service(parse_args(["--model", str(path)]), stack, project)
     assert not marker.exists() and snapshot(tmp_path) == before

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import torch
 from builders import REPO_ROOT, big_png, tiny_reid_checkpoint, write_crop
+from kedro_project import copy_project
 
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 
@@ -53,7 +54,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny model file and a folder of gallery_index versions embedded by it."""
+    """A tiny model file and a gallery_index file embedded by it."""
     root = tmp_path_factory.mktemp("memory")
     paths = []
     for pid in range(1, 5):
@@ -65,10 +66,8 @@ def model(tmp_path_factory) -> tuple[Path, Path]:
     torch.save(checkpoint.to_state(), root / "model.pt")
     gallery = GalleryIndex.build(FeatureExtractor(checkpoint), index["path"].tolist(),
                                  index["pid"].tolist(), index["camid"].tolist())
-    versions = root / "gallery_index.pt"
-    (versions / "v1").mkdir(parents=True)
-    torch.save(gallery.to_state(), versions / "v1" / "gallery_index.pt")
-    return root / "model.pt", versions
+    torch.save(gallery.to_state(), root / "gallery_index.pt")
+    return root / "model.pt", root / "gallery_index.pt"
 
 
 def _free_port() -> int:
@@ -110,14 +109,15 @@ def _declared_body_status(port: int, declared: int) -> tuple[int, float]:
 
 
 @pytest.fixture
-def page(model):
-    """The search page (`python -m clip_reid.app`) in a subprocess: its pid and port."""
-    checkpoint, versions = model
+def page(model, tmp_path):
+    """The search page (`python -m clip_reid.app`, in a copy of the project) in a subprocess:
+    its pid and port."""
+    checkpoint, gallery = model
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "clip_reid.app", "--model", str(checkpoint), "--gallery",
-         str(versions), "--port", str(port)], env=_env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
+         str(gallery), "--port", str(port)], env=_env(), cwd=copy_project(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(600):
             try:
@@ -187,9 +187,8 @@ print(json.dumps({"before": before, "refused": refused, **status()}))
 
 
 def test_requests_of_32_large_images_leave_the_served_model_small(model):
-    checkpoint, versions = model
-    run = subprocess.run([sys.executable, "-c", SERVED, str(checkpoint),
-                          str(versions / "v1" / "gallery_index.pt")],
+    checkpoint, gallery = model
+    run = subprocess.run([sys.executable, "-c", SERVED, str(checkpoint), str(gallery)],
                          env=_env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     memory = json.loads(run.stdout.splitlines()[-1])

@@ -43,11 +43,11 @@ def served(tmp_path_factory):
                           "pid": range(1, 7), "camid": [0] * 6, "split": "train",
                           "label": range(6)})
     checkpoint = tiny_reid_checkpoint(index)
-    labels = root / "labels.csv"
+    labels = root / "gallery.csv"
     pd.DataFrame({"image": [f"gallery/{Path(p).name}" for p in index["path"]],
-                  "pid": index["pid"]}).to_csv(labels, index=False)
+                  "pid": index["pid"], "camid": 0, "split": "gallery"}).to_csv(labels, index=False)
     inference = _inference()
-    inference["gallery"] = inference["gallery"] | {"labels_csv": str(labels)}
+    inference["gallery"] = inference["gallery"] | {"name": "image_list", "root": str(labels)}
     gallery = embed_gallery(checkpoint, None, index, inference, None)
     return checkpoint, gallery, root
 

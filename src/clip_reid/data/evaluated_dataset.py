@@ -10,7 +10,7 @@ import pandas as pd
 
 from clip_reid.data.ingestion_log import log_ingestion
 from clip_reid.data.layouts import get_layout, parse_layout
-from clip_reid.data.settings import DatasetSettings, EvaluatedDatasetSettings, IngestionSettings
+from clip_reid.data.settings import DatasetRef, DatasetSettings, IngestionSettings
 from clip_reid.data.splits import TEST_SPLITS
 
 logger = logging.getLogger(__name__)
@@ -29,16 +29,16 @@ def training_query_gallery(
 
 
 def evaluated_query_gallery(
-    image_index: pd.DataFrame, training: DatasetSettings, target: EvaluatedDatasetSettings,
+    image_index: pd.DataFrame, training: DatasetSettings, target: DatasetRef,
     ingestion: IngestionSettings,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The image index to evaluate and which dataset it is (for the report). With no
-    ``target.name`` that is ``image_index`` itself; otherwise ``target``'s folder is indexed
+    ``target.root`` that is ``image_index`` itself; otherwise ``target``'s folder is indexed
     with its layout's parser (same checks and counts as ingestion) and its query and gallery
     are returned."""
-    if not target.cross_dataset:
+    if not target.is_set:
         return training_query_gallery(image_index, training)
-    layout = get_layout(target.name)
+    layout = get_layout(target.layout_name)
     index, report = parse_layout(layout.name, target.root, target.variant,
                                  verify_images=ingestion.verify_images,
                                  num_workers=ingestion.num_workers,

@@ -2,16 +2,20 @@
 
 Columns ``image,pid,camid,split``: the image path (relative to the CSV's folder, or absolute),
 the identity (an integer; -1 marks junk, dropped and counted; 0 is an ordinary identity), the
-0-based camera, and the split (``train``, ``query`` or ``gallery``). Query and gallery must
-come from at least two cameras, as the protocol discards same-camera matches. Rows with values
-that are not of this form stop ingestion with the row numbers; listed files that are missing
-or broken links are counted and reported. There are no published statistics: the table printed
-by ingestion is the dataset's own.
+0-based camera, and the split (``train``, ``query`` or ``gallery``). An optional ``timestamp``
+column (capture time in epoch seconds, empty when unknown) is kept for the time windows and
+retention of an inference gallery read from the same kind of CSV (``inference.gallery.name:
+image_list``: its ``split=gallery`` rows). For ingestion, query and gallery must come from at
+least two cameras, as the protocol discards same-camera matches. Rows with values that are not
+of this form stop ingestion with the row numbers; listed files that are missing or broken links
+are counted and reported. There are no published statistics: the table printed by ingestion is
+the dataset's own.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from clip_reid.data.image_index import (
 )
 
 COLUMNS = ("image", "pid", "camid", "split")
+TIMESTAMP = "timestamp"  # optional column
 _PID = re.compile(r"-1|\d{1,9}")
 _CAMID = re.compile(r"\d{1,9}")
 SPLIT_SOURCES = {split: f"rows with split={split}" for split in SPLITS}
@@ -36,7 +41,8 @@ EXPECTED_LAYOUT = """Expected a CSV image list (dataset.name: image_list, datase
   image,pid,camid,split
   cam_a/person_0001_a.jpg,1,0,train
   cam_b/person_0002_b.jpg,2,1,query
-image paths are relative to the CSV's folder; split is train, query or gallery."""
+image paths are relative to the CSV's folder; split is train, query or gallery; an optional
+timestamp column gives capture times in epoch seconds (an inference gallery's time windows)."""
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -73,9 +79,22 @@ def _bad_rows(table: pd.DataFrame) -> list[str]:
             reasons.append(f"camid {row.camid!r} is not an integer 0..999999999")
         if row.split.strip() not in SPLITS:
             reasons.append(f"split {row.split!r} is not one of {SPLITS}")
+        if _timestamp(getattr(row, TIMESTAMP, "")) is None:
+            reasons.append(f"timestamp {getattr(row, TIMESTAMP)!r} is not a number of seconds")
         if reasons:
             problems.append(f"line {number}: {', '.join(reasons)}")
     return problems
+
+
+def _timestamp(text: str) -> float | None:
+    """Seconds, NaN when empty (unknown), None when not a finite number."""
+    if not text.strip():
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def check(root: Path) -> None:
@@ -107,6 +126,7 @@ def scan(root: Path, report: IngestionReport) -> list[dict]:
         elif pid == JUNK_PID:
             junk[split] += 1
         else:
-            rows.append(crop_row(split, path, pid, int(row.camid)))
+            rows.append({**crop_row(split, path, pid, int(row.camid)),
+                         TIMESTAMP: _timestamp(getattr(row, TIMESTAMP, ""))})
     report.junk_dropped, report.non_images_ignored = junk, non_images
     return rows

@@ -22,7 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from clip_reid.data import cuhk03_np, image_list, market, msmt17, veri776
-from clip_reid.data.image_index import DatasetLayoutError, IngestionReport, finish_index
+from clip_reid.data.image_index import (
+    INDEX_COLUMNS,
+    DatasetLayoutError,
+    IngestionReport,
+    finish_index,
+)
 
 Check = Callable[[Path, "str | None"], None]
 Scan = Callable[[Path, "str | None", IngestionReport], list[dict]]
@@ -126,6 +131,21 @@ def parse_layout(
     index = finish_index(rows, report, layout.split_sources, verify_images, num_workers,
                          progress_every_s)
     return index, report
+
+
+def read_split(name: str, root: Path | str, variant: str | None,
+               split: str) -> tuple[pd.DataFrame, IngestionReport]:
+    """The rows of one split of the dataset at ``root`` (checked against layout ``name``; images
+    not decoded) and what was left out, without the evaluation protocol's checks: a gallery
+    needs no query split. Extra columns a layout reads (image_list: ``timestamp``) stay."""
+    layout = get_layout(name)
+    root = Path(root)
+    layout.check(root, variant)
+    report = IngestionReport()
+    rows = [row for row in known_cameras(layout.scan(root, variant, report), layout, report)
+            if row["split"] == split]
+    columns = dict.fromkeys([*INDEX_COLUMNS[:-1], *(key for row in rows for key in row)])
+    return pd.DataFrame(rows, columns=list(columns)), report
 
 
 def known_cameras(rows: list[dict], layout: DatasetLayout, report: IngestionReport) -> list[dict]:

@@ -24,28 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from clip_reid.data.image_index import (
-    DISTRACTOR_PID,
-    IMAGE_SUFFIXES,
-    INDEX_COLUMNS,
-    JUNK_PID,
     CropName,
-    DatasetLayoutError,
-    DatasetProtocolError,
     IngestionReport,
-    dataset_statistics,
-    find_unreadable_images,
     finish_index,
-    format_statistics,
     require_paths,
     scan_folder,
 )
-
-__all__ = [
-    "DISTRACTOR_PID", "IMAGE_SUFFIXES", "INDEX_COLUMNS", "JUNK_PID", "SPLIT_FOLDERS",
-    "DatasetLayoutError", "DatasetProtocolError", "IngestionReport", "MarketName",
-    "build_image_index", "check_layout", "dataset_statistics", "find_unreadable_images",
-    "format_statistics", "parse_market_name", "scan_market_folders",
-]
 
 SPLIT_FOLDERS: dict[str, str] = {
     "train": "bounding_box_train",

@@ -1,4 +1,5 @@
-"""The `dataset` and `ingestion` parameter blocks as strict settings (checked at run start)."""
+"""The dataset reference every block that names data shares, the `dataset` and `ingestion`
+parameter blocks, as strict settings (checked at run start)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from clip_reid.data.layouts import LAYOUTS
-from clip_reid.settings_base import Settings, SettingsError, setting
+from clip_reid.settings_base import Settings, setting
 
 SOURCES = ("synthetic", "download", "local")
 VARIANTS = ("labeled", "detected", "V1", "V2")
+# The layout of a bare root: the Market-1501 folders, any number of cameras.
+MARKET_LAYOUT = "demo"
 
 
 @dataclass(frozen=True)
@@ -22,12 +25,39 @@ class DownloadSettings(Settings):
 
 
 @dataclass(frozen=True)
-class DatasetSettings(Settings):
-    """Which dataset, in which layout, obtained how."""
+class DatasetRef(Settings):
+    """A dataset folder and the layout to read it with: one shape for every block that names
+    data (``dataset``, ``evaluation.dataset``, ``inference.gallery``). ``root`` null means "the
+    ingested dataset"; ``name`` null with a ``root`` reads the Market layout (any camera count),
+    as a bare ``dataset.root`` does."""
+
+    name: str | None = setting(None, choices=(None, *sorted(LAYOUTS)))
+    root: str | None = None  # the folder as distributed (image_list: the CSV file)
+    variant: str | None = setting(None, choices=(None, *VARIANTS))
+
+    def __post_init__(self) -> None:
+        if self.name is not None and self.root is None:
+            raise ValueError(
+                f"name is {self.name!r} but root is not set: a dataset reference needs the folder "
+                "too (image_list: the CSV file), e.g. name=market1501,root=<folder>."
+            )
+
+    @property
+    def is_set(self) -> bool:
+        """Whether this names a folder of its own (else: the ingested dataset)."""
+        return self.root is not None
+
+    @property
+    def layout_name(self) -> str:
+        return self.name or MARKET_LAYOUT
+
+
+@dataclass(frozen=True)
+class DatasetSettings(DatasetRef):
+    """The training dataset: which one, in which layout, obtained how."""
 
     name: str = setting("market1501", choices=tuple(sorted(LAYOUTS)))
     root: str = "data/01_raw/Market-1501-v15.09.15"
-    variant: str | None = setting(None, choices=(None, *VARIANTS))
     source: str = setting("local", choices=SOURCES)
     synthetic: dict[str, Any] = setting(default_factory=dict)  # SyntheticConfig overrides
     download: DownloadSettings = setting(default_factory=DownloadSettings)
@@ -40,26 +70,3 @@ class IngestionSettings(Settings):
     verify_images: bool = True  # decode every image once; unreadable ones are reported
     num_workers: int = setting(2, ge=1)
     progress_every_s: float = setting(10.0, ge=0.0)
-
-
-@dataclass(frozen=True)
-class EvaluatedDatasetSettings(Settings):
-    """`evaluation.dataset`: score another dataset's query and gallery without retraining
-    (cross-domain evaluation); ``name`` null evaluates the training dataset's own test split."""
-
-    name: str | None = setting(None, choices=(None, *sorted(LAYOUTS)))
-    root: str | None = None  # the folder as distributed (image_list: the CSV file)
-    variant: str | None = setting(None, choices=(None, *VARIANTS))
-
-    def __post_init__(self) -> None:
-        if (self.name is None) != (self.root is None):
-            given, missing = ("name", "root") if self.root is None else ("root", "name")
-            raise SettingsError(
-                f"evaluation.dataset.{given} is set but evaluation.dataset.{missing} is not: "
-                "a cross-dataset evaluation needs both the layout (name) and its folder (root), "
-                "e.g. --params evaluation.dataset.name=market1501,evaluation.dataset.root=<folder>."
-            )
-
-    @property
-    def cross_dataset(self) -> bool:
-        return self.name is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from clip_reid.data.settings import EvaluatedDatasetSettings
+from clip_reid.data.settings import DatasetRef
 from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.metrics.distance import METRICS
 from clip_reid.metrics.inputs import AP_MODES
@@ -57,4 +57,4 @@ class EvaluationSettings(Settings):
     device: str | None = None  # feature extraction device; None = the trainer's accelerator
     embedding: EmbeddingEngineSettings = setting(default_factory=EmbeddingEngineSettings)
     text_retrieval: TextRetrievalSettings = setting(default_factory=TextRetrievalSettings)
-    dataset: EvaluatedDatasetSettings = setting(default_factory=EvaluatedDatasetSettings)
+    dataset: DatasetRef = setting(default_factory=DatasetRef)

@@ -1,19 +1,26 @@
 """Which images inference works on: the query images of a folder, and the labelled gallery (the
-ingested dataset's gallery split, another Market-layout dataset, or a labels CSV), with a
-timestamp per crop for time-window filters and retention."""
+ingested dataset's gallery split, or the gallery split of another dataset in any layout the
+ingestion reads, an image_list CSV included), with a timestamp per crop for time-window filters
+and retention."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clip_reid.data.market import IMAGE_SUFFIXES, build_image_index, find_unreadable_images
-from clip_reid.inference.gallery import UNKNOWN_CAMID, UNKNOWN_TIME
-from clip_reid.settings_base import Settings, setting
+from clip_reid.data.image_index import IMAGE_SUFFIXES, find_unreadable_images
+from clip_reid.data.image_list import TIMESTAMP
+from clip_reid.data.ingestion_log import log_ingestion
+from clip_reid.data.layouts import get_layout, read_split
+from clip_reid.data.settings import DatasetRef
+from clip_reid.inference.gallery import UNKNOWN_TIME
+from clip_reid.settings_base import Locator, SettingsError, setting
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +31,32 @@ STORES = ("faiss", "milvus")
 FRAMES_PER_SECOND = 25.0
 
 
+# Spellings of inference.gallery that are gone, and what replaced them.
+RENAMED = {
+    "labels_csv": "a gallery CSV is an image_list now: inference.gallery.name=image_list,"
+                  "inference.gallery.root=<the CSV> (columns image,pid,camid,split[,timestamp]; "
+                  "its split=gallery rows are the gallery)",
+}
+
+
 @dataclass(frozen=True)
-class GallerySettings(Settings):
-    root: str | None = None  # a Market-layout dataset whose bounding_box_test/ is the gallery
-    labels_csv: str | None = None  # or a CSV image,pid[,camid][,timestamp]; wins over root
+class GallerySettings(DatasetRef):
+    """``inference.gallery``: which dataset's gallery split (a dataset reference: ``root`` null =
+    the ingested dataset's) and where its features are kept."""
+
     store: str = setting("faiss", choices=STORES)  # faiss (in process) | milvus (gallery_store)
     # The Milvus uri; read by the catalog's gallery_store entry (runtime_params), so it is set on
     # the command line; None = the milvus-lite file under data/07_model_output/.
     uri: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "",
+                    locate: Locator | None = None) -> GallerySettings:
+        """As Settings.from_params; a key of the old spelling names its replacement."""
+        for old in sorted(set(params or {}) & set(RENAMED)):
+            raise SettingsError(f"{where or 'inference.gallery'}.{old} is no longer a "
+                                f"parameter: {RENAMED[old]}.")
+        return super().from_params(params, where, locate)
 
 
 def folder_queries(folder: Path) -> pd.DataFrame:
@@ -59,18 +84,19 @@ def folder_queries(folder: Path) -> pd.DataFrame:
     return pd.DataFrame({"image": usable, "name": names})
 
 
-def gallery_images(settings: GallerySettings, image_index: pd.DataFrame) -> pd.DataFrame:
-    """The labelled gallery (``path, pid, camid``): the labels CSV if set, else the gallery
-    split of the Market-layout dataset at ``root``, else that of ``image_index`` (the ingested
-    dataset, parsed by its own layout)."""
-    if settings.labels_csv:
-        frame, source = labelled_images(Path(settings.labels_csv)), settings.labels_csv
+def gallery_images(settings: DatasetRef, image_index: pd.DataFrame) -> pd.DataFrame:
+    """The labelled gallery (``path, pid, camid, timestamp``): the gallery split of the dataset
+    ``settings`` refers to, read by its layout's parser (left-out files logged), else that of
+    ``image_index`` (the ingested dataset)."""
+    if settings.is_set:
+        layout = get_layout(settings.layout_name)
+        gallery, report = read_split(layout.name, settings.root, settings.variant, "gallery")
+        log_ingestion(gallery, report, layout, settings.root)
+        source = f"{settings.root} (layout {layout.name})"
     else:
-        if settings.root:
-            image_index, _ = build_image_index(settings.root, verify_images=False)
-        source = settings.root or "the ingested dataset (image_index)"
         gallery = image_index.loc[image_index["split"] == "gallery"].reset_index(drop=True)
-        frame = gallery.assign(timestamp=frame_timestamps(gallery))[GALLERY_COLUMNS]
+        source = "the ingested dataset (image_index)"
+    frame = gallery.assign(timestamp=frame_timestamps(gallery))[GALLERY_COLUMNS]
     if frame.empty:
         raise ValueError(f"The gallery {source} is empty: it needs labelled images to match.")
     logger.info("Gallery: %d images of %d identities from %s.", len(frame),
@@ -79,32 +105,10 @@ def gallery_images(settings: GallerySettings, image_index: pd.DataFrame) -> pd.D
 
 
 def frame_timestamps(index: pd.DataFrame) -> pd.Series:
-    """Seconds from the frame numbers of an image index (see FRAMES_PER_SECOND)."""
+    """Seconds: the index's own capture times (an image_list's timestamp column), else from its
+    frame numbers (see FRAMES_PER_SECOND), else unknown."""
+    if TIMESTAMP in index:
+        return index[TIMESTAMP].astype(np.float64)
     if "frame" not in index:
         return pd.Series(UNKNOWN_TIME, index=index.index)
     return index["frame"].astype(np.float64) / FRAMES_PER_SECOND
-
-
-def labelled_images(csv: Path) -> pd.DataFrame:
-    """Rows of a labels CSV (image, pid[, camid][, timestamp in epoch seconds]); image paths are
-    relative to the CSV's folder."""
-    if not csv.is_file():
-        raise FileNotFoundError(f"Gallery labels CSV not found: {csv}.")
-    labels = pd.read_csv(csv)
-    missing = {"image", "pid"} - set(labels.columns)
-    if missing:
-        raise ValueError(f"{csv} lacks column(s) {sorted(missing)}: expected image,pid[,camid].")
-    paths = [str((csv.parent / str(image)).resolve()) for image in labels["image"]]
-    absent = [path for path in paths if not Path(path).is_file()]
-    if absent:
-        raise FileNotFoundError(
-            f"{len(absent)} image(s) listed in {csv} do not exist, e.g. {absent[0]}."
-        )
-    pids = pd.to_numeric(labels["pid"], errors="coerce")
-    if pids.isna().any() or (pids % 1 != 0).any():
-        raise ValueError(f"{csv}: every pid must be an integer identity number.")
-    camids = labels["camid"] if "camid" in labels else UNKNOWN_CAMID
-    times = (pd.to_numeric(labels["timestamp"], errors="coerce") if "timestamp" in labels
-             else UNKNOWN_TIME)
-    return pd.DataFrame({"path": paths, "pid": pids.astype("int64"), "camid": camids,
-                         "timestamp": times})

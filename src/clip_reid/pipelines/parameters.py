@@ -18,6 +18,7 @@ from clip_reid.data.settings import DatasetSettings, IngestionSettings
 from clip_reid.engine_settings import worker_batch_size
 from clip_reid.evaluation.settings import EvaluationSettings
 from clip_reid.inference.gallery_retention import GalleryMaintenanceSettings
+from clip_reid.inference.settings import InferenceSettings
 from clip_reid.inference.text_search import TextSearchSettings
 from clip_reid.modeling.caption_finetune import CaptionFinetuneSettings
 from clip_reid.modeling.encoder_training import EncoderTrainingSettings
@@ -26,7 +27,6 @@ from clip_reid.modeling.prompt_learning import PromptLearningSettings
 from clip_reid.modeling.trainer import TrainerSettings
 from clip_reid.modeling.work_dir import check_work_dir
 from clip_reid.pipelines.captions.settings import CaptionsSettings
-from clip_reid.pipelines.inference.settings import InferenceSettings
 from clip_reid.settings_base import Locator, Settings, SettingsError
 
 SECTIONS: dict[str, type[Settings]] = {

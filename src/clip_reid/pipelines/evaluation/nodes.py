@@ -40,10 +40,10 @@ def select_training_dataset(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The training dataset's query and gallery: what `evaluation_metrics` always reports."""
     target = EvaluationSettings.from_params(evaluation, "evaluation").dataset
-    if target.cross_dataset:
+    if target.is_set:
         logger.warning("evaluation.dataset (%s) is scored by `kedro run --pipelines "
                        "cross_dataset_evaluation`, into its own cross_dataset.* outputs; this "
-                       "evaluation scores the training dataset.", target.name)
+                       "evaluation scores the training dataset.", target.root)
     return training_query_gallery(image_index, DatasetSettings.from_params(dataset, "dataset"))
 
 
@@ -53,7 +53,7 @@ def select_cross_dataset(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """`evaluation.dataset`'s query and gallery (cross-domain), which must be set."""
     target = EvaluationSettings.from_params(evaluation, "evaluation").dataset
-    if not target.cross_dataset:
+    if not target.is_set:
         raise EvaluatedDatasetError(
             "cross_dataset_evaluation needs the dataset to score: set evaluation.dataset.name "
             "and evaluation.dataset.root, e.g. --params evaluation.dataset.name=market1501,"

@@ -23,10 +23,9 @@ from clip_reid.inference.gallery_store import (
 from clip_reid.inference.identify import identify
 from clip_reid.inference.listing import folder_queries, gallery_images
 from clip_reid.inference.serving import request_slot
+from clip_reid.inference.settings import InferenceSettings
 from clip_reid.io.milvus_dataset import MilvusGalleryHandle
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
-
-from .settings import InferenceSettings
 
 
 def list_query_images(queries: str | None, dataset_root: str) -> pd.DataFrame:

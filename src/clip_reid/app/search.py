@@ -32,11 +32,8 @@ class SearchService:
     top_k: int = 10
 
     def __post_init__(self) -> None:
-        if self.gallery.fingerprint != self.extractor.fingerprint:
-            raise ValueError(
-                f"The gallery was embedded by model {self.gallery.fingerprint or 'unknown'}, not "
-                f"by this one ({self.extractor.fingerprint}): rebuild it with this model."
-            )
+        self.extractor.checkpoint.require_model(self.gallery.fingerprint, "The gallery",
+                                                "rebuild it with this model.")
         # Crops are served by row, never by a client's path: GalleryIndex rows, or a Milvus
         # image id (sent as a string: 63-bit ids lose digits as JavaScript numbers).
         if isinstance(self.gallery, GalleryIndex):

@@ -52,8 +52,8 @@ class FeatureSet:
                           tuple(self.paths[i] for i in index), self.fingerprint)
 
     def to_state(self) -> dict[str, Any]:
-        return {"features": self.features, "pids": torch.from_numpy(self.pids),
-                "camids": torch.from_numpy(self.camids), "paths": list(self.paths),
+        return {"features": self.features, "pids": torch.tensor(self.pids),
+                "camids": torch.tensor(self.camids), "paths": list(self.paths),
                 "fingerprint": self.fingerprint}
 
     @classmethod

@@ -7,10 +7,8 @@ from clip_reid.metrics.plots import plot_cmc_curve, plot_ranked_results
 from clip_reid.metrics.protocol import DISTRACTOR_PID, JUNK_PID
 from clip_reid.metrics.rank import evaluate_rank
 from clip_reid.metrics.rank_result import RankResult
-from clip_reid.metrics.reference import evaluate_rank_reference
 from clip_reid.metrics.report import format_results, format_test_results
 from clip_reid.metrics.rerank import re_rank
-from clip_reid.metrics.rerank_dense import rerank_dense
 from clip_reid.metrics.retrieval import FaissGalleryIndex
 from clip_reid.metrics.topk import evaluate_topk, top_k_ranked
 
@@ -22,7 +20,6 @@ __all__ = [
     "RankResult",
     "compute_distance_matrix",
     "evaluate_rank",
-    "evaluate_rank_reference",
     "evaluate_topk",
     "format_results",
     "format_test_results",
@@ -30,7 +27,6 @@ __all__ = [
     "plot_cmc_curve",
     "plot_ranked_results",
     "re_rank",
-    "rerank_dense",
     "top_k_ranked",
     "unknown_threshold",
 ]

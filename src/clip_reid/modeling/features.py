@@ -83,7 +83,7 @@ def batch_norm_calibration(model: nn.Module) -> Iterator[bool]:
     try:
         yield bool(norms)
     finally:
-        for norm, momentum in zip(norms, momenta):
+        for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         model.train(was_training)
 

@@ -24,10 +24,10 @@ from typing import Any
 import click
 import yaml
 from kedro.framework.cli.project import run as kedro_run
-from kedro.framework.cli.utils import _split_params as kedro_split_params
 from kedro.framework.project import pipelines
 from omegaconf import OmegaConf
 
+from clip_reid.pipelines.kedro_private import kedro_split_params
 from clip_reid.redaction import redact_text
 from clip_reid.run_errors import explain, producers
 

@@ -4,7 +4,7 @@ A run that needs an earlier stage's output before that stage has run, a ``--load
 version that does not exist, and the project's own errors (``DatasetLayoutError``,
 ``WeightsError``, ...) are expected situations, not bugs: the user needs one line naming the
 cause and one naming the fix, not the frames of Kedro's runner. Anything else is unexpected and
-keeps its traceback. Used by the project's ``kedro run`` (``clip_reid.cli``).
+keeps its traceback. Used by the project's ``kedro run`` (``clip_reid.project.cli``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from kedro.io.core import DatasetError, VersionNotFoundError
 from kedro.pipeline import Pipeline
 
-from clip_reid.pipelines.kedro_private import (
+from clip_reid.project.kedro_private import (
     CATALOG_ERROR_DATASET,
     DATASET_REPR_FILEPATH,
     LOAD_FAILED,

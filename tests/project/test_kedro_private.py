@@ -14,9 +14,7 @@ from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 from clip_reid.io.stage_metrics import StageMetricsDataset
-from clip_reid.mlflow_hooks import TrackedRunHook
-from clip_reid.pipelines.inference.served_model import ServedPipelineML
-from clip_reid.pipelines.kedro_private import (
+from clip_reid.project.kedro_private import (
     CATALOG_ERROR_DATASET,
     DATASET_REPR_FILEPATH,
     LOAD_FAILED,
@@ -32,6 +30,8 @@ from clip_reid.pipelines.kedro_private import (
     pin_load_to_save_version,
     saved_path,
 )
+from clip_reid.project.mlflow_hooks import TrackedRunHook
+from clip_reid.project.served_model import ServedPipelineML
 
 
 def test_get_versioned_path_gives_the_file_a_versioned_save_wrote(tmp_path):
@@ -112,7 +112,7 @@ def test_a_failed_load_says_so_and_shows_the_file_in_the_datasets_repr(tmp_path)
 
 
 def test_kedro_session_still_words_an_unknown_pipeline_this_way():
-    # Raising it needs a bootstrapped project; tests/test_cli_errors.py does, through the CLI.
+    # Raising it needs a bootstrapped project: tests/project/test_cli_errors.py does, by the CLI.
     assert UNKNOWN_PIPELINE in inspect.getsource(KedroSession.run)
 
 

@@ -2,7 +2,7 @@
 
 Private names (a leading underscore), overridden internal methods and the wording of Kedro's
 messages that the project parses: none is a stable API, so each is named here once and covered
-by tests/pipelines/test_kedro_private.py, where an upgrade that renames or rewords one fails by
+by tests/project/test_kedro_private.py, where an upgrade that renames or rewords one fails by
 name instead of deep inside a run. Nothing else in the project touches them directly.
 """
 

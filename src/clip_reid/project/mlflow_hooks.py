@@ -42,12 +42,12 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from clip_reid.pipelines.kedro_private import (
+from clip_reid.project.kedro_private import (
     RUNNER_RECORD,
     mlflow_enabled,
     mlflow_run_started_outside,
 )
-from clip_reid.redaction import redact
+from clip_reid.project.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def run_summary(metrics: Mapping[str, float]) -> str:
 def point_alias_at_run(client: MlflowClient, run_id: str | None) -> str | None:
     """Point ``models:/clip_reid@current`` at the model version ``run_id`` registered, so serving
     the newest model needs no search; returns that URI (None if the run registered none)."""
-    from clip_reid.pipelines.inference.served_model import CURRENT_ALIAS, REGISTERED_MODEL
+    from clip_reid.project.served_model import CURRENT_ALIAS, REGISTERED_MODEL
 
     versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{run_id}'")
     if not versions:

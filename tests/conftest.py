@@ -8,16 +8,16 @@ import mlflow
 import pytest
 from builders import base_parameters, write_market_tree
 
-from clip_reid import warning_filters
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
 from clip_reid.modeling import ClipSpec
 from clip_reid.modeling.backbone import ClipBackbone
+from clip_reid.project import warning_filters
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """The third-party warnings a run silences are silenced in the tests too, from the same list
-    (clip_reid.warning_filters), so the summary shows only warnings someone here can act on.
+    (clip_reid.project.warning_filters), so the summary shows only warnings someone here can act on.
     As ini filters they come after pytest's own "always show deprecations" filter. mlflow's
     "Add type hints" warning still shows once: mlflow raises it under its own "once" filter,
     which overrides every other (at run time the logging filter drops it)."""

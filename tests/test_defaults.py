@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from clip_reid.pipelines.parameters import SECTIONS, validate_parameters
+from clip_reid.project.parameters import SECTIONS, validate_parameters
 from clip_reid.settings_base import SettingsError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -19,7 +19,7 @@ from builders import REPO_ROOT
 from kedro.config import OmegaConfigLoader
 
 from clip_reid.modeling.model_settings import ModelSettings
-from clip_reid.pipelines.parameters import validate_parameters
+from clip_reid.project.parameters import validate_parameters
 from clip_reid.settings import CONFIG_LOADER_ARGS
 
 CONF = REPO_ROOT / "conf"

@@ -18,6 +18,7 @@ from clip_reid.pipelines import (
     prompt_learning,
     text_search,
 )
+from clip_reid.project.served_model import served_full
 
 STAGES = ("data_ingestion", "captions", "prompt_learning", "encoder_training", "evaluation")
 
@@ -29,7 +30,7 @@ def _stage(name: str, stage: Pipeline) -> Pipeline:
 def register_pipelines() -> dict[str, Pipeline]:
     """Map pipeline names to pipelines. `full` runs every stage in order, then embeds the
     gallery and publishes model and gallery, bound (kedro-mlflow) to the served inference
-    pipeline so the run logs an MLflow model (see pipelines/inference/served_model.py)."""
+    pipeline so the run logs an MLflow model (see project/served_model.py)."""
     pipelines = {
         "data_ingestion": _stage("data_ingestion", data_ingestion.create_pipeline()),
         "captions": _stage("captions", captions.create_pipeline()),
@@ -40,7 +41,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     serving = _stage("inference", inference.create_gallery_pipeline()
                      + inference.create_publish_pipeline())
     full = sum((pipelines[name] for name in STAGES), Pipeline([])) + serving
-    pipelines["full"] = inference.served_full(full)
+    pipelines["full"] = served_full(full)
     pipelines["__default__"] = pipelines["full"]
     pipelines["evaluation_baseline"] = evaluation.create_baseline_pipeline()
     pipelines["cross_dataset_evaluation"] = evaluation.create_cross_dataset_pipeline()

@@ -3,7 +3,7 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from clip_reid import warning_filters
+from clip_reid.project import warning_filters
 
 warning_filters.install()  # before the config loader and the hooks trigger the warnings it drops
 
@@ -16,7 +16,7 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
 }
 
-from clip_reid.hooks import (  # noqa: E402
+from clip_reid.project.hooks import (  # noqa: E402
     MissingInputsHook,
     MlflowArtifactHook,
     ParameterValidationHook,
@@ -24,7 +24,7 @@ from clip_reid.hooks import (  # noqa: E402
     RunOwnOutputsHook,
     ThreadsHook,
 )
-from clip_reid.mlflow_hooks import TrackedRunHook  # noqa: E402
+from clip_reid.project.mlflow_hooks import TrackedRunHook  # noqa: E402
 
 # kedro-mlflow's hook runs as TrackedRunHook (redaction, run tags, killed runs marked), last in
 # HOOKS so that, like the plugin's own instance, it is called first (pluggy calls LIFO). The

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from torch import nn
 
 from clip_reid.data.transforms import normalization_for
 from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, load_clip
+from clip_reid.modeling.features import batch_norm_calibration
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.onnx_export import export_onnx
 
@@ -35,20 +33,15 @@ def tiny_checkpoint(arch: str = "tiny-rn", image_size: tuple[int, int] = IMAGE_S
 def _calibrate_batch_norm(model: ClipReidModel, seed: int) -> None:
     """Random-init BN statistics make eval features nearly constant, which would make feature
     comparisons vacuous: estimate them on a batch of noise instead (ViTs have no BatchNorm)."""
-    norms = [m for m in model.image_encoder.modules() if isinstance(m, nn.BatchNorm2d)]
-    if norms:
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None
-        noise = torch.randn(16, 3, *model.config.image_size,
-                            generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            model.train().image_encoder(noise)
+    with batch_norm_calibration(model.image_encoder) as has_norms, torch.no_grad():
+        if has_norms:
+            model.image_encoder(torch.randn(16, 3, *model.config.image_size,
+                                            generator=torch.Generator().manual_seed(seed)))
     model.eval()
 
 
 @pytest.fixture(scope="session")
-def rn_checkpoint() -> dict[str, Any]:
+def rn_checkpoint() -> ReidCheckpoint:
     return tiny_checkpoint()
 
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from metrics.rerank_oracle import rerank_dense
 
-from clip_reid.metrics import compute_distance_matrix, re_rank, rerank_dense
+from clip_reid.metrics import compute_distance_matrix, re_rank
 from clip_reid.metrics.rerank import stable_smallest
 
 

@@ -1,23 +1,9 @@
-import math
-
 import pandas as pd
 import pytest
 import torch
 
 from clip_reid.modeling import ClipSpec, TextEncoder, load_clip, tokenizer_for
-from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_caption_features
-
-
-def test_loss_is_low_when_projections_point_at_their_identitys_captions():
-    labels = torch.tensor([0, 0, 1, 1])
-    captions = torch.eye(4)[[0, 0, 1, 1]]
-    aligned = caption_alignment_loss(captions * 3, captions, labels, temperature=0.1)
-    swapped = caption_alignment_loss(captions[[2, 3, 0, 1]], captions, labels, temperature=0.1)
-    # two positives per anchor: the minimum is ln 2 per direction
-    assert aligned == pytest.approx(2 * math.log(2), abs=1e-3) and swapped > aligned + 10
-    projection = torch.randn(4, 4, requires_grad=True)
-    caption_alignment_loss(projection, captions, labels, 0.07).backward()
-    assert projection.grad.abs().sum() > 0
+from clip_reid.modeling.caption_alignment import image_caption_features
 
 
 def test_each_image_gets_the_mean_feature_of_its_own_captions():

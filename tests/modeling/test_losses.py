@@ -10,6 +10,7 @@ from clip_reid.modeling.losses import (
     encoder_training_loss,
     prompt_learning_loss,
     supervised_contrastive_loss,
+    symmetric_contrastive_loss,
 )
 
 
@@ -63,3 +64,52 @@ def test_stage2_loss_combines_weighted_terms():
     expected = 0.25 * id_loss + triplet + 0.5 * smoothed_ce(i2t)
     assert out["id_loss"].item() == pytest.approx(id_loss.item(), rel=1e-5)
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_distinct_labels_give_twice_clips_symmetric_infonce():
+    generator = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(6, 8, generator=generator), torch.randn(6, 8, generator=generator)
+    logits = F.normalize(images, dim=1) @ F.normalize(texts, dim=1).T / 0.07
+    targets = torch.arange(6)
+    clip = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    loss = symmetric_contrastive_loss(images, texts, targets, 0.07)
+    assert loss.item() == pytest.approx(2 * clip.item(), rel=1e-5)
+
+
+def test_symmetric_loss_is_both_former_definitions():
+    """Caption alignment summed the two directions (bit for bit the same); caption
+    fine-tuning averaged them, dividing the text side by the temperature (same to rounding)."""
+    generator = torch.Generator().manual_seed(2)
+    images, texts = torch.randn(8, 5, generator=generator), torch.randn(8, 5, generator=generator)
+    labels = torch.tensor([0, 0, 1, 1, 2, 3, 3, 4])
+    units, text_units = F.normalize(images, dim=1), F.normalize(texts, dim=1)
+    loss = symmetric_contrastive_loss(images, texts, labels, 0.07)
+    assert torch.equal(loss, prompt_learning_loss(units / 0.07, text_units, labels))
+    averaged = 0.5 * (supervised_contrastive_loss(units / 0.07, text_units, labels, labels)
+                      + supervised_contrastive_loss(text_units / 0.07, units, labels, labels))
+    torch.testing.assert_close(0.5 * loss, averaged, rtol=1e-6, atol=0)
+
+
+def test_pairs_sharing_a_label_are_positives_not_negatives():
+    """Images of one caption may swap texts freely; with distinct captions a swap is penalised."""
+    generator = torch.Generator().manual_seed(1)
+    images, texts = torch.randn(4, 8, generator=generator), torch.randn(4, 8, generator=generator)
+    swapped = images[[1, 0, 2, 3]]
+    shared = torch.tensor([0, 0, 1, 2])
+    distinct = torch.arange(4)
+    assert symmetric_contrastive_loss(swapped, texts, shared, 0.1) == pytest.approx(
+        symmetric_contrastive_loss(images, texts, shared, 0.1).item(), rel=1e-6)
+    assert symmetric_contrastive_loss(swapped, texts, distinct, 0.1) != pytest.approx(
+        symmetric_contrastive_loss(images, texts, distinct, 0.1).item(), rel=1e-3)
+
+
+def test_loss_is_low_when_images_point_at_their_identitys_texts():
+    labels = torch.tensor([0, 0, 1, 1])
+    captions = torch.eye(4)[[0, 0, 1, 1]]
+    aligned = symmetric_contrastive_loss(captions * 3, captions, labels, temperature=0.1)
+    swapped = symmetric_contrastive_loss(captions[[2, 3, 0, 1]], captions, labels, temperature=0.1)
+    # two positives per anchor: the minimum is ln 2 per direction
+    assert aligned == pytest.approx(2 * math.log(2), abs=1e-3) and swapped > aligned + 10
+    projection = torch.randn(4, 4, requires_grad=True)
+    symmetric_contrastive_loss(projection, captions, labels, 0.07).backward()
+    assert projection.grad.abs().sum() > 0

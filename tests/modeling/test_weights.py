@@ -39,7 +39,7 @@ def _encode(model):
 
 
 # Writing an archive like OpenAI's needs TorchScript's writer, deprecated in torch 2.14; reading
-# one is covered by the project's own filter (clip_reid.warning_filters).
+# one is covered by the project's own filter (clip_reid.project.warning_filters).
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.(script|save)` is deprecated:FutureWarning")
 def test_openai_state_dict_and_torchscript_archive_give_the_same_model(tmp_path):
     state = _openai_state()

@@ -13,7 +13,7 @@ from clip_reid.pipeline_registry import register_pipelines
 MAX_NODE_LINES = 25
 PACKAGE = Path(clip_reid.__file__).parent
 LIBRARY = ("data", "modeling", "metrics", "inference", "io", "app")
-KEDRO_LAYER = ("clip_reid.pipelines", "clip_reid.pipeline_registry", "clip_reid.hooks")
+KEDRO_LAYER = ("clip_reid.pipelines", "clip_reid.pipeline_registry", "clip_reid.project")
 
 
 def _node_functions() -> dict[str, object]:

@@ -42,7 +42,7 @@ def mlflow_hook():
     conf/base/mlflow.yml, as after_context_created leaves it; it logs into the active run."""
     from kedro_mlflow.config.kedro_mlflow_config import KedroMlflowConfig
 
-    from clip_reid.mlflow_hooks import TrackedRunHook
+    from clip_reid.project.mlflow_hooks import TrackedRunHook
 
     def make(params: dict, env: str = "local") -> TrackedRunHook:
         hook = TrackedRunHook()

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from builders import REPO_ROOT
 from kedro.io import DataCatalog, MemoryDataset
 
-from clip_reid.hooks import ParameterValidationHook
 from clip_reid.pipeline_registry import register_pipelines
+from clip_reid.project.hooks import ParameterValidationHook
 
 
 def start_run(params: dict, runtime_params: dict | None = None, pipeline: str = "full") -> None:

@@ -7,7 +7,7 @@ Ingestion never changes the dataset folder.
 
 Bad images at query time: tests/inference/test_images.py (unreadable, truncated, decompression
 bombs), tests/pipelines/test_inference.py (skipped query images) and the served model
-(tests/test_serving.py, tests/reliability/test_serving_faults.py)."""
+(tests/project/test_serving.py, tests/reliability/test_serving_faults.py)."""
 
 import json
 import logging

@@ -22,7 +22,7 @@ from clip_reid.modeling.trainer import resume_checkpoint
 from clip_reid.modeling.work_dir import MARKER_FILE, RESUME_FILE, WorkDirError
 from clip_reid.pipelines import encoder_training, prompt_learning
 from clip_reid.pipelines.captions.nodes import prepare_clip_backbone
-from clip_reid.pipelines.parameters import validate_parameters
+from clip_reid.project.parameters import validate_parameters
 
 STAGES = ("prompt_learning", "encoder_training", "caption_finetune")
 NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])

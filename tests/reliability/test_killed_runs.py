@@ -3,7 +3,7 @@ cannot close itself and would stay RUNNING forever. The next run on the same mac
 KILLED with one WARNING line; runs of live processes and of other machines are left alone.
 
 End to end (a `kedro run --pipeline full` SIGKILLed mid-run, then another `kedro run`):
-tests/test_mlflow_hooks.py::test_killed_run_is_marked_killed_by_the_next_run."""
+tests/project/test_mlflow_hooks.py::test_killed_run_is_marked_killed_by_the_next_run."""
 
 import logging
 import subprocess
@@ -14,8 +14,14 @@ import pytest
 from kedro_project import run_params
 from mlflow.tracking import MlflowClient
 
-from clip_reid import mlflow_hooks
-from clip_reid.mlflow_hooks import HOST_TAG, PID_START_TAG, PID_TAG, mark_killed_runs, process_tags
+from clip_reid.project import mlflow_hooks
+from clip_reid.project.mlflow_hooks import (
+    HOST_TAG,
+    PID_START_TAG,
+    PID_TAG,
+    mark_killed_runs,
+    process_tags,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +80,14 @@ def test_the_next_run_marks_a_sigkilled_run_killed(store, mlflow_hook, caplog):
     victim.kill()  # SIGKILL: the run cannot end itself
     victim.wait()
     assert store.get_run(killed_id).info.status == "RUNNING"
-    with (caplog.at_level(logging.WARNING, logger="clip_reid.mlflow_hooks"),
+    with (caplog.at_level(logging.WARNING, logger="clip_reid.project.mlflow_hooks"),
           mlflow.start_run(experiment_id=experiment) as run):
         mlflow_hook({}).before_pipeline_run(run_params=run_params("data_ingestion"),
                                             pipeline=None, catalog=None)
     assert store.get_run(killed_id).info.status == "KILLED"
     assert store.get_run(run.info.run_id).info.status == "FINISHED"
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "clip_reid.mlflow_hooks"]
+    [warning] = [r.getMessage() for r in caplog.records
+                 if r.name == "clip_reid.project.mlflow_hooks"]
     assert warning == (f"MLflow run {killed_id} ('full') was left RUNNING by process "
                        f"{victim.pid}, which no longer exists on this machine (killed?): "
                        "marked KILLED.")

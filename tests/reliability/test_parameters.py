@@ -14,10 +14,10 @@ from builders import base_parameters
 from reliability.run_start import start_run
 from toy_training import Toy, toy_loader, toy_settings
 
-from clip_reid.cli import run
-from clip_reid.hooks import ParameterValidationHook
 from clip_reid.modeling.trainer import TrainingInterrupted, build_trainer, raise_if_interrupted
-from clip_reid.pipelines.parameters import ParameterFiles, validate_parameters
+from clip_reid.project.cli import run
+from clip_reid.project.hooks import ParameterValidationHook
+from clip_reid.project.parameters import ParameterFiles, validate_parameters
 from clip_reid.settings_base import SettingsError
 
 CASES = [

@@ -3,7 +3,7 @@ presigned signatures) never reach a record: download errors and logs, the MLflow
 parameters and its `runtime_params` tag (the command's `--params`) show them as `***`.
 
 End to end (`kedro run --params dataset.download.url=...`, the tracking database searched for the
-secret): tests/test_mlflow_hooks.py::test_run_is_tagged_and_records_no_credentials."""
+secret): tests/project/test_mlflow_hooks.py::test_run_is_tagged_and_records_no_credentials."""
 
 import logging
 import sqlite3
@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from clip_reid.data.download import DownloadError, download_file, redact_url
 from clip_reid.pipelines.data_ingestion.nodes import prepare_dataset
-from clip_reid.redaction import redact, redact_text
+from clip_reid.project.redaction import redact, redact_text
 
 SECRET_URL = "https://alice:s3cr3t-pw@example.org/market.zip?token=t0k3n-abc&v=2"
 SHOWN_URL = "https://***@example.org/market.zip?token=***&v=2"

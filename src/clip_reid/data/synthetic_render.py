@@ -96,110 +96,175 @@ def _background(size: tuple[int, int], shot: Shot) -> Image.Image:
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
 
 
-def render_person(appearance: Appearance, shot: Shot, size: tuple[int, int]) -> Image.Image:
-    """The crop (PIL RGB, ``size`` = (height, width)) before camera effects."""
+@dataclass(frozen=True)
+class _Figure:
+    """Where the body parts of one person fall in one shot (pixels), and their colours."""
+
+    a: Appearance
+    view: str
+    stride: float
+    unit: float  # one unit of a 128-pixel-tall reference figure
+    cx: float
+    half: float  # half the torso width
+    head_r: float
+    head_cy: float
+    neck: float
+    waist: float
+    feet: float
+    skin: tuple[int, int, int]
+    hair: tuple[int, int, int]
+    upper: tuple[int, int, int]
+    lower: tuple[int, int, int]
+    accessory: tuple[int, int, int]
+
+
+def _figure(a: Appearance, shot: Shot, size: tuple[int, int]) -> _Figure:
+    """Scale the reference figure to the crop, the shot's framing and the person's height."""
     height, width = size
-    image = _background(size, shot)
-    draw = ImageDraw.Draw(image)
-    a = appearance
     unit = height / 128 * shot.scale * a.height
-    cx = width / 2 + shot.dx
     top = height * 0.06 + shot.dy + (1 - a.height) * height * 0.5
     half = {"slim": 8.0, "average": 10.0, "broad": 12.5}[a.body] * unit
     if shot.view == "side":
         half *= 0.7
-    skin, hair = SKIN_RGB[a.skin], HAIR_RGB[a.hair_colour]
-    upper, lower = UPPER_RGB[a.upper_colour], LOWER_RGB[a.lower_colour]
     head_r = 7 * unit
     head_cy = top + head_r
     neck = head_cy + head_r
-    waist = neck + 40 * unit
-    feet = top + 118 * unit
-    accessory = ACCESSORY_RGB[a.accessory_colour]
+    return _Figure(
+        a=a, view=shot.view, stride=shot.stride, unit=unit, cx=width / 2 + shot.dx, half=half,
+        head_r=head_r, head_cy=head_cy, neck=neck, waist=neck + 40 * unit,
+        feet=top + 118 * unit, skin=SKIN_RGB[a.skin], hair=HAIR_RGB[a.hair_colour],
+        upper=UPPER_RGB[a.upper_colour], lower=LOWER_RGB[a.lower_colour],
+        accessory=ACCESSORY_RGB[a.accessory_colour],
+    )
 
-    if a.long_hair:  # hair falls behind the shoulders
-        _box(draw, (cx - head_r - 1, head_cy, cx + head_r + 1, neck + 16 * unit), hair)
-    if a.backpack and shot.view == "side":
-        _box(draw, (cx + half - 1, neck + 4 * unit, cx + half + 8 * unit, waist - 6 * unit),
-             accessory)
 
-    # legs / lower garment
-    step = shot.stride * 6 * unit
+def _draw_behind(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """What the body hides: long hair behind the shoulders, a backpack seen from the side."""
+    unit, cx = f.unit, f.cx
+    if f.a.long_hair:
+        _box(draw, (cx - f.head_r - 1, f.head_cy, cx + f.head_r + 1, f.neck + 16 * unit), f.hair)
+    if f.a.backpack and f.view == "side":
+        _box(draw, (cx + f.half - 1, f.neck + 4 * unit, cx + f.half + 8 * unit,
+                    f.waist - 6 * unit), f.accessory)
+
+
+def _draw_legs(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """The lower garment (trousers, shorts or a dress), bare legs where shown, and shoes."""
+    a, unit, cx, half, waist = f.a, f.unit, f.cx, f.half, f.waist
+    step = f.stride * 6 * unit
     if a.dress:
         hem = waist + (52 if not a.short_lower else 30) * unit
         draw.polygon([(cx - half, waist), (cx + half, waist), (cx + half + 6 * unit, hem),
-                      (cx - half - 6 * unit, hem)], fill=lower)
+                      (cx - half - 6 * unit, hem)], fill=f.lower)
         leg_top = hem
     else:
         leg_top = waist
     knee = waist + (22 if a.short_lower else 60) * unit
     for side in (-1, 1):
-        x = cx + side * half * 0.45 + side * step * (0.5 if shot.view == "side" else 0.15)
+        x = cx + side * half * 0.45 + side * step * (0.5 if f.view == "side" else 0.15)
         if not a.dress:
-            _box(draw, (x - 4.5 * unit, waist, x + 4.5 * unit, knee), lower)
+            _box(draw, (x - 4.5 * unit, waist, x + 4.5 * unit, knee), f.lower)
         _box(draw, (x - 3.5 * unit, max(leg_top, knee if not a.dress else leg_top),
-                    x + 3.5 * unit, feet - 4 * unit), skin if (a.short_lower or a.dress)
-             else lower)
-        _box(draw, (x - 5 * unit, feet - 5 * unit, x + 5 * unit, feet), SHOE_RGB[a.shoe])
+                    x + 3.5 * unit, f.feet - 4 * unit), f.skin if (a.short_lower or a.dress)
+             else f.lower)
+        _box(draw, (x - 5 * unit, f.feet - 5 * unit, x + 5 * unit, f.feet), SHOE_RGB[a.shoe])
 
-    # torso with pattern
-    _box(draw, (cx - half, neck, cx + half, waist), upper)
-    pattern = UPPER_RGB[a.pattern_colour]
-    if a.pattern == "stripes":
+
+def _draw_torso(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """The upper garment and its pattern (stripes, checks or a band)."""
+    unit, cx, half, neck, waist = f.unit, f.cx, f.half, f.neck, f.waist
+    _box(draw, (cx - half, neck, cx + half, waist), f.upper)
+    pattern = UPPER_RGB[f.a.pattern_colour]
+    if f.a.pattern == "stripes":
         for y in np.arange(neck + 4 * unit, waist, 7 * unit):
             _box(draw, (cx - half, y, cx + half, y + 2.5 * unit), pattern)
-    elif a.pattern == "checks":
+    elif f.a.pattern == "checks":
         for y in np.arange(neck, waist, 8 * unit):
             for x in np.arange(cx - half, cx + half, 8 * unit):
                 if int((y - neck) / (8 * unit) + (x - cx) / (8 * unit)) % 2 == 0:
                     _box(draw, (x, y, x + 4 * unit, y + 4 * unit), pattern)
-    elif a.pattern == "band":
+    elif f.a.pattern == "band":
         _box(draw, (cx - half, waist - 12 * unit, cx + half, waist - 6 * unit), pattern)
-    if a.logo != "none" and shot.view == "front":
-        lx, ly, r = cx, neck + 13 * unit, 4.5 * unit
-        colour = UPPER_RGB[a.logo_colour]
-        if a.logo == "circle":
-            draw.ellipse((lx - r, ly - r, lx + r, ly + r), fill=colour)
-        elif a.logo == "square":
-            _box(draw, (lx - r, ly - r, lx + r, ly + r), colour)
-        else:
-            draw.polygon([(lx, ly - r), (lx + r, ly + r), (lx - r, ly + r)], fill=colour)
-    if a.backpack and shot.view == "back":
-        _box(draw, (cx - half * 0.8, neck + 4 * unit, cx + half * 0.8, waist - 4 * unit),
-             accessory)
-    elif a.backpack and shot.view == "front":
+
+
+def _draw_logo(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """A chest logo, visible from the front only."""
+    if f.a.logo == "none" or f.view != "front":
+        return
+    lx, ly, r = f.cx, f.neck + 13 * f.unit, 4.5 * f.unit
+    colour = UPPER_RGB[f.a.logo_colour]
+    if f.a.logo == "circle":
+        draw.ellipse((lx - r, ly - r, lx + r, ly + r), fill=colour)
+    elif f.a.logo == "square":
+        _box(draw, (lx - r, ly - r, lx + r, ly + r), colour)
+    else:
+        draw.polygon([(lx, ly - r), (lx + r, ly + r), (lx - r, ly + r)], fill=colour)
+
+
+def _draw_backpack_over_torso(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """A backpack from behind (the pack) or from the front (its two straps)."""
+    unit, cx, half, neck = f.unit, f.cx, f.half, f.neck
+    if f.a.backpack and f.view == "back":
+        _box(draw, (cx - half * 0.8, neck + 4 * unit, cx + half * 0.8, f.waist - 4 * unit),
+             f.accessory)
+    elif f.a.backpack and f.view == "front":
         for side in (-1, 1):
             _box(draw, (cx + side * half * 0.55 - unit, neck, cx + side * half * 0.55 + unit,
-                        neck + 20 * unit), accessory)
+                        neck + 20 * unit), f.accessory)
 
-    # arms
+
+def _draw_arms(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """Sleeves and bare forearms (one arm seen from the side), then a hand-held bag."""
+    unit, cx, half, neck = f.unit, f.cx, f.half, f.neck
     arm_len = 36 * unit
-    sleeve_end = neck + (11 if a.short_sleeves else arm_len / unit) * unit
-    arm_sides = (1,) if shot.view == "side" else (-1, 1)
+    sleeve_end = neck + (11 if f.a.short_sleeves else arm_len / unit) * unit
+    arm_sides = (1,) if f.view == "side" else (-1, 1)
     for side in arm_sides:
-        x0 = cx + side * (half + (0 if shot.view == "side" else 4 * unit))
-        _box(draw, (x0 - 3.5 * unit, neck + unit, x0 + 3.5 * unit, sleeve_end), upper)
-        _box(draw, (x0 - 3 * unit, sleeve_end, x0 + 3 * unit, neck + arm_len), skin)
-    if a.handbag:
-        hx = cx + (half + 4 * unit) * (1 if shot.view != "back" else -1)
+        x0 = cx + side * (half + (0 if f.view == "side" else 4 * unit))
+        _box(draw, (x0 - 3.5 * unit, neck + unit, x0 + 3.5 * unit, sleeve_end), f.upper)
+        _box(draw, (x0 - 3 * unit, sleeve_end, x0 + 3 * unit, neck + arm_len), f.skin)
+    if f.a.handbag:
+        hx = cx + (half + 4 * unit) * (1 if f.view != "back" else -1)
         _box(draw, (hx - 5 * unit, neck + arm_len, hx + 5 * unit, neck + arm_len + 9 * unit),
-             accessory)
-    if a.bag:  # shoulder bag across the body, resting on the hip
-        draw.line((cx - half, neck + 2 * unit, cx + half, waist - 4 * unit), fill=accessory,
-                  width=max(1, int(2 * unit)))
-        _box(draw, (cx + half - 2 * unit, waist - 8 * unit, cx + half + 7 * unit, waist + 4 * unit),
-             accessory)
+             f.accessory)
 
-    # head
-    draw.ellipse((cx - head_r, head_cy - head_r, cx + head_r, head_cy + head_r), fill=skin)
-    if shot.view == "back":
-        draw.ellipse((cx - head_r, head_cy - head_r, cx + head_r, head_cy + head_r), fill=hair)
+
+def _draw_shoulder_bag(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """A shoulder bag: its strap across the body and the bag resting on the hip."""
+    if not f.a.bag:
+        return
+    unit, cx, half, waist = f.unit, f.cx, f.half, f.waist
+    draw.line((cx - half, f.neck + 2 * unit, cx + half, waist - 4 * unit), fill=f.accessory,
+              width=max(1, int(2 * unit)))
+    _box(draw, (cx + half - 2 * unit, waist - 8 * unit, cx + half + 7 * unit, waist + 4 * unit),
+         f.accessory)
+
+
+def _draw_head(draw: ImageDraw.ImageDraw, f: _Figure) -> None:
+    """Face and hair (all hair from behind, a fringe otherwise), then a hat."""
+    cx, r, cy = f.cx, f.head_r, f.head_cy
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=f.skin)
+    if f.view == "back":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=f.hair)
     else:
-        draw.chord((cx - head_r, head_cy - head_r, cx + head_r, head_cy + head_r), 180, 360,
-                   fill=hair)
-    if a.hat:
-        _box(draw, (cx - head_r - 2 * unit, head_cy - head_r - 2 * unit, cx + head_r + 2 * unit,
-                    head_cy - head_r * 0.3), accessory)
+        draw.chord((cx - r, cy - r, cx + r, cy + r), 180, 360, fill=f.hair)
+    if f.a.hat:
+        _box(draw, (cx - r - 2 * f.unit, cy - r - 2 * f.unit, cx + r + 2 * f.unit, cy - r * 0.3),
+             f.accessory)
+
+
+# Back to front: each step paints over the ones before it.
+_LAYERS = (_draw_behind, _draw_legs, _draw_torso, _draw_logo, _draw_backpack_over_torso,
+           _draw_arms, _draw_shoulder_bag, _draw_head)
+
+
+def render_person(appearance: Appearance, shot: Shot, size: tuple[int, int]) -> Image.Image:
+    """The crop (PIL RGB, ``size`` = (height, width)) before camera effects."""
+    image = _background(size, shot)
+    draw = ImageDraw.Draw(image)
+    figure = _figure(appearance, shot, size)
+    for layer in _LAYERS:
+        layer(draw, figure)
     if shot.occluder is not None:
         _box(draw, shot.occluder, shot.occluder_colour)
     return image

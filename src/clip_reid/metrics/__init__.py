@@ -18,7 +18,6 @@ _HOMES = {
     "RankResult": "rank_result",
     "compute_distance_matrix": "distance",
     "evaluate_rank": "rank",
-    "evaluate_rank_reference": "reference",
     "evaluate_topk": "topk",
     "format_results": "report",
     "format_test_results": "report",
@@ -26,7 +25,6 @@ _HOMES = {
     "plot_cmc_curve": "plots",
     "plot_ranked_results": "plots",
     "re_rank": "rerank",
-    "rerank_dense": "rerank_dense",
     "top_k_ranked": "topk",
     "unknown_threshold": "open_set",
 }

@@ -1,6 +1,7 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) in memory that grows with N x k, not N^2.
 
-Same result as :func:`clip_reid.metrics.rerank_dense` (read it for the algorithm), computed
+Same result as the dense step-by-step version in ``tests/metrics/rerank_oracle.py`` (read it
+for the algorithm; the tests hold it as the oracle), computed
 differently: one chunked pass over the N = queries + gallery rows keeps only each row's maximum
 and its k1 + 1 nearest neighbours (and the query x gallery block, which is the output); the
 reciprocal sets, their expansion, the weights V and the query expansion are sparse matrices with

@@ -3,9 +3,10 @@ features of its own captions, so free-text queries land near the right people.
 
 The paper's stage 2 aligns the projection only with learned identity prompts ("A photo of a
 X X X X person."), which carry no words a user would type. This term (weight
-``encoder_training.loss_weights.caption``, 0 = the paper) adds a supervised contrastive loss
-between the batch's L2-normalised image projections and caption features (both directions,
-positives = same identity), with the frozen text tower of the backbone.
+``encoder_training.loss_weights.caption``, 0 = the paper) adds
+:func:`clip_reid.modeling.losses.symmetric_contrastive_loss` between the batch's image
+projections and the caption features computed here (positives = same identity), with the
+frozen text tower of the backbone.
 """
 
 from __future__ import annotations
@@ -17,16 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from clip_reid.modeling.losses import prompt_learning_loss
 from clip_reid.modeling.text_encoder import TextEncoder
-
-
-def caption_alignment_loss(
-    image_projection: Tensor, caption_features: Tensor, labels: Tensor, temperature: float,
-) -> Tensor:
-    """SupCon(image→caption) + SupCon(caption→image) on unit vectors, logits / temperature."""
-    images = F.normalize(image_projection, dim=1) / temperature
-    return prompt_learning_loss(images, F.normalize(caption_features, dim=1), labels)
 
 
 @torch.no_grad()

@@ -20,7 +20,6 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
@@ -30,7 +29,7 @@ from clip_reid.data.image_dataset import read_rgb
 from clip_reid.data.transforms import build_train_transform
 from clip_reid.modeling.backbone import ClipBackbone
 from clip_reid.modeling.clip_factory import load_clip, tokenizer_for
-from clip_reid.modeling.losses import supervised_contrastive_loss
+from clip_reid.modeling.losses import symmetric_contrastive_loss
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.schedules import cosine_with_warmup
 from clip_reid.modeling.text_encoder import TextEncoder
@@ -67,18 +66,6 @@ class CaptionFinetuneSettings(Settings):
     batch_size: int = setting(64, ge=1)
     optimizer: CaptionFinetuneOptimizer = setting(default_factory=CaptionFinetuneOptimizer)
     work_dir: str = "data/06_models/work/caption_finetune"  # resumable state of a stopped run
-
-
-def caption_contrastive_loss(
-    image_features: Tensor, text_features: Tensor, caption_ids: Tensor, temperature: float
-) -> Tensor:
-    """Mean of image→text and text→image InfoNCE on cosine similarities / temperature."""
-    images = F.normalize(image_features, dim=-1)
-    texts = F.normalize(text_features, dim=-1)
-    return 0.5 * (
-        supervised_contrastive_loss(images / temperature, texts, caption_ids, caption_ids)
-        + supervised_contrastive_loss(texts / temperature, images, caption_ids, caption_ids)
-    )
 
 
 def native_input_size(clip_model: nn.Module) -> tuple[int, int]:
@@ -118,7 +105,7 @@ class CaptionFinetuneModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         images, tokens, caption_ids = batch
-        loss = caption_contrastive_loss(
+        loss = 0.5 * symmetric_contrastive_loss(  # CLIP's mean of the two directions
             self.clip.encode_image(images), self.clip.encode_text(tokens), caption_ids,
             self.optim.temperature,
         )

@@ -24,9 +24,13 @@ from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
 from clip_reid.engine_settings import worker_batch_size
 from clip_reid.modeling.backbone import ClipBackbone
-from clip_reid.modeling.caption_alignment import caption_alignment_loss, image_caption_features
+from clip_reid.modeling.caption_alignment import image_caption_features
 from clip_reid.modeling.clip_factory import tokenizer_for
-from clip_reid.modeling.losses import EncoderLossWeights, encoder_training_loss
+from clip_reid.modeling.losses import (
+    EncoderLossWeights,
+    encoder_training_loss,
+    symmetric_contrastive_loss,
+)
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
 from clip_reid.modeling.prompt_artifacts import TextFeatures
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
@@ -140,8 +144,8 @@ class EncoderTrainingModule(L.LightningModule):
             return projection.sum() * 0.0  # no captioned image in this batch
         targets = features[rows[keep]].to(projection.device, projection.dtype)
         mask = keep.to(projection.device)
-        return caption_alignment_loss(projection[mask], targets, labels[mask],
-                                      self.loss.caption_temperature)
+        return symmetric_contrastive_loss(projection[mask], targets, labels[mask],
+                                          self.loss.caption_temperature)
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(encoder_param_groups(self.model, self.optim))

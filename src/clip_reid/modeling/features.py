@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import pandas as pd
 import torch
@@ -66,6 +67,29 @@ def test_forward(model: nn.Module, images: Tensor, cameras: Tensor | None, flip:
     return features.cpu()
 
 
+@contextlib.contextmanager
+def batch_norm_calibration(model: nn.Module) -> Iterator[bool]:
+    """Reset the BatchNorm running statistics of `model` and re-estimate them from the forward
+    passes run inside the block; yields whether the model has any BatchNorm to calibrate.
+
+    Inside, momentum is None, so the statistics are a cumulative average in which every
+    calibration batch weighs the same however many there are; afterwards each norm gets back its
+    own momentum (and the model its train/eval mode), so later training updates as configured.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was_training, momenta = model.training, [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    try:
+        yield bool(norms)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
+
+
 @torch.no_grad()
 def recalibrate_batch_norm(
     model: nn.Module, frame: pd.DataFrame, transform, batch_size: int = 64,
@@ -77,19 +101,12 @@ def recalibrate_batch_norm(
     eval-mode features collapse to a constant. Averaging batch statistics over a few batches of
     the data fixes that without training any weight.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training = model.training
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the calibration batches
-    sample = frame.sample(n=min(len(frame), batch_size * max_batches), random_state=seed)
-    loader = DataLoader(ReidImageDataset(sample.reset_index(drop=True), transform),
-                        batch_size=batch_size, shuffle=False)
-    model.train().to(device)
-    for batch in loader:
-        model(batch["image"].to(device))
-    for norm in norms:
-        norm.momentum = 0.1
-    model.train(was_training)
+    with batch_norm_calibration(model) as has_norms:
+        if not has_norms:
+            return
+        sample = frame.sample(n=min(len(frame), batch_size * max_batches), random_state=seed)
+        loader = DataLoader(ReidImageDataset(sample.reset_index(drop=True), transform),
+                            batch_size=batch_size, shuffle=False)
+        model.to(device)
+        for batch in loader:
+            model(batch["image"].to(device))

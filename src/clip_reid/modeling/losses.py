@@ -33,6 +33,19 @@ def prompt_learning_loss(image_features: Tensor, text_features: Tensor, labels: 
     ) + supervised_contrastive_loss(text_features, image_features, labels, labels)
 
 
+def symmetric_contrastive_loss(
+    image_features: Tensor, text_features: Tensor, labels: Tensor, temperature: float,
+) -> Tensor:
+    """SupCon(image→text) + SupCon(text→image) on unit vectors, logits / temperature.
+
+    The image↔text loss of caption alignment (stage 2) and caption fine-tuning (before stage 1).
+    With distinct labels it is twice CLIP's InfoNCE (CLIP averages the two directions); pairs
+    with the same label are positives of each other, not negatives.
+    """
+    images = F.normalize(image_features, dim=-1) / temperature
+    return prompt_learning_loss(images, F.normalize(text_features, dim=-1), labels)
+
+
 def batch_hard_triplet_loss(features: Tensor, labels: Tensor, margin: float) -> Tensor:
     """Batch-hard triplet loss on Euclidean distances (hardest positive vs hardest negative)."""
     distances = torch.cdist(features, features).clamp_min(1e-12)

@@ -1,4 +1,5 @@
-"""inference: identify new images against a labelled gallery, in Kedro and as a served model."""
+"""inference: identify new images against a labelled gallery, in Kedro and as a served model
+(bound for kedro-mlflow in clip_reid.project.served_model)."""
 
 from .pipeline import (
     QUERY_INPUT,
@@ -7,14 +8,11 @@ from .pipeline import (
     create_publish_pipeline,
     create_served_pipeline,
 )
-from .served_model import SERVED_MODEL_NAME, served_full
 
 __all__ = [
     "QUERY_INPUT",
-    "SERVED_MODEL_NAME",
     "create_gallery_pipeline",
     "create_pipeline",
     "create_publish_pipeline",
     "create_served_pipeline",
-    "served_full",
 ]

@@ -14,10 +14,10 @@ from kedro.io.core import DatasetError, VersionNotFoundError
 from kedro.pipeline import Node, Pipeline
 from kedro_project import copy_project, kedro, output
 
-from clip_reid.cli import _RunWithShortErrors, _verbose
 from clip_reid.data.image_index import DatasetLayoutError
 from clip_reid.modeling.weights import WeightsError
-from clip_reid.run_errors import explain, producers
+from clip_reid.project.cli import _RunWithShortErrors, _verbose
+from clip_reid.project.run_errors import explain, producers
 
 STAGES = {"encoder_training": "reid_model", "evaluation": "evaluation_metrics"}
 
@@ -143,7 +143,7 @@ def test_verbose_and_unexpected_errors_keep_the_exception():
 
 
 def test_traceback_is_logged_at_debug(caplog):
-    with caplog.at_level(logging.DEBUG, logger="clip_reid.cli"):
+    with caplog.at_level(logging.DEBUG, logger="clip_reid.project.cli"):
         CliRunner().invoke(_command(DatasetLayoutError("no layout")), [])
     assert [r.exc_info[0] for r in caplog.records] == [DatasetLayoutError]
 

@@ -24,7 +24,7 @@ from kedro_project import (
 )
 from mlflow.tracking import MlflowClient
 
-from clip_reid.mlflow_hooks import (
+from clip_reid.project.mlflow_hooks import (
     HOST_TAG,
     PID_TAG,
     run_tags,
@@ -153,7 +153,7 @@ def test_ctrl_c_in_stage_2_says_how_to_resume_and_marks_the_run_killed(tmp_path)
 
 
 def test_the_run_description_opens_on_the_losses_and_results():
-    from clip_reid.mlflow_hooks import run_summary
+    from clip_reid.project.mlflow_hooks import run_summary
 
     metrics = {"prompt_learning/loss": 1.23456, "encoder_training/loss_epoch": 6.5,
                "encoder_training/id_loss_epoch": 3.25, "encoder_training/lr": 0.001,

@@ -19,7 +19,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol
 from kedro.pipeline import Pipeline
 
-from clip_reid.pipelines.kedro_private import pin_load_to_save_version, saved_path
+from clip_reid.project.kedro_private import pin_load_to_save_version, saved_path
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ParameterValidationHook:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
                             catalog: CatalogProtocol) -> None:
-        from clip_reid.pipelines.parameters import (
+        from clip_reid.project.parameters import (
             TRAINING_STAGES,
             ParameterFiles,
             validate_parameters,
@@ -58,7 +58,7 @@ class ParameterValidationHook:
 
 class MissingInputsHook:
     """Stops a run that reads an earlier stage's output before that stage has run, before any
-    node and before an MLflow run opens (``clip_reid.run_errors.missing_input``)."""
+    node and before an MLflow run opens (``clip_reid.project.run_errors.missing_input``)."""
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(
@@ -66,7 +66,7 @@ class MissingInputsHook:
     ) -> None:
         from kedro.framework.project import pipelines
 
-        from clip_reid.run_errors import MissingInputError, missing_input, producers
+        from clip_reid.project.run_errors import MissingInputError, missing_input, producers
 
         pinned = set(run_params.get("load_versions") or {})  # a missing version has its message
 
@@ -80,13 +80,14 @@ class MissingInputsHook:
 
 
 class ThreadsHook:
-    """Chooses the run's CPU thread count once, before the first node (``clip_reid.threads``:
-    ``trainer.num_threads``, else the cores free now), and logs the choice."""
+    """Chooses the run's CPU thread count once, before the first node
+    (``clip_reid.project.threads``: ``trainer.num_threads``, else the cores free now), and logs
+    the choice."""
 
     @hook_impl
     def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
         from clip_reid.modeling.trainer import TrainerSettings
-        from clip_reid.threads import apply_threads, choose_threads
+        from clip_reid.project.threads import apply_threads, choose_threads
 
         trainer = catalog.load("parameters").get("trainer")  # None: the defaults
         apply_threads(choose_threads(TrainerSettings.from_params(trainer, "trainer").num_threads))
@@ -146,7 +147,7 @@ class RayHook:
     @hook_impl
     def before_pipeline_run(self, catalog: CatalogProtocol) -> None:
         from clip_reid.engine_settings import ray_address
-        from clip_reid.pipelines.parameters import validate_parameters
+        from clip_reid.project.parameters import validate_parameters
 
         settings = validate_parameters(catalog.load("parameters"))
         trainer = settings["trainer"]

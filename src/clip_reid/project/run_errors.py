@@ -4,23 +4,24 @@ A run that needs an earlier stage's output before that stage has run, a ``--load
 version that does not exist, and the project's own errors (``DatasetLayoutError``,
 ``WeightsError``, ...) are expected situations, not bugs: the user needs one line naming the
 cause and one naming the fix, not the frames of Kedro's runner. Anything else is unexpected and
-keeps its traceback. Used by the project's ``kedro run`` (``clip_reid.cli``).
+keeps its traceback. Used by the project's ``kedro run`` (``clip_reid.project.cli``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from kedro.io.core import DatasetError, VersionNotFoundError
 from kedro.pipeline import Pipeline
 
-# DataCatalog.load/save wrap a dataset's error as DatasetError(f"{name}: {error}").
-_CATALOG_WRAPPER = re.compile(r"^(?P<name>[\w.:-]+): ")
-_FILEPATH_IN_REPR = re.compile(r"filepath=\w*Path\('(?P<path>[^']+)'\)")
-_LOAD_FAILED = "Failed while loading data from dataset"  # AbstractDataset's load wrapper
-_UNKNOWN_PIPELINE = "Failed to find the pipeline named"  # KedroSession.run, a typo in --pipeline
+from clip_reid.project.kedro_private import (
+    CATALOG_ERROR_DATASET,
+    DATASET_REPR_FILEPATH,
+    LOAD_FAILED,
+    UNKNOWN_PIPELINE,
+)
+
 _OWN_PACKAGE = __name__.split(".")[0]
 # Registered pipelines that are not a stage of their own: never suggested as "the" producer.
 _AGGREGATES = frozenset({"__default__"})
@@ -53,18 +54,18 @@ def explain(
     chain = list(_causes(error))
     own = next((exc for exc in chain if _is_own(exc)), None)
     dataset = next((m["name"] for exc in chain if isinstance(exc, DatasetError)
-                    and (m := _CATALOG_WRAPPER.match(str(exc)))), None)
+                    and (m := CATALOG_ERROR_DATASET.match(str(exc)))), None)
     if isinstance(own, MissingInputError):
         return str(own)
     if own is not None:
         where = f" in dataset `{dataset}`" if dataset else ""
         return f"{type(own).__name__}{where}: {own}"
-    if isinstance(error, ValueError) and str(error).startswith(_UNKNOWN_PIPELINE):
+    if isinstance(error, ValueError) and str(error).startswith(UNKNOWN_PIPELINE):
         return str(error).strip()  # Kedro's message already lists the close matches
     if dataset is None:
         return None
     requested = (load_versions or {}).get(dataset)
-    loading = any(str(exc).startswith(_LOAD_FAILED) for exc in chain)
+    loading = any(str(exc).startswith(LOAD_FAILED) for exc in chain)
     missing_file = next((exc for exc in chain if isinstance(exc, FileNotFoundError)
                          and loading), None)
     if requested and (missing_file is not None or _has(chain, VersionNotFoundError)):
@@ -94,7 +95,7 @@ def missing_input(
     for node in pipeline.nodes:  # topologically sorted: the first read first
         for name in node.inputs:
             if name in needed and name in producers_by_dataset and not exists(name):
-                match = _FILEPATH_IN_REPR.search(describe(name))
+                match = DATASET_REPR_FILEPATH.search(describe(name))
                 path = _shown(Path(match["path"])) if match else None
                 return _missing_dataset(name, path, producers_by_dataset, full_pipeline)
     return None
@@ -151,7 +152,7 @@ def _has(chain: list[BaseException], kind: type[BaseException]) -> bool:
 def _dataset_path(chain: list[BaseException]) -> str | None:
     """The dataset's file as a user reads it (relative to the project when inside it)."""
     for exc in chain:
-        if match := _FILEPATH_IN_REPR.search(str(exc)):
+        if match := DATASET_REPR_FILEPATH.search(str(exc)):
             return _shown(Path(match["path"]))
         if isinstance(exc, FileNotFoundError) and exc.filename:
             return _shown(Path(exc.filename))
@@ -162,7 +163,7 @@ def _versions_dir(chain: list[BaseException], missing: OSError | None) -> Path |
     """A versioned dataset lives at ``<filepath>/<version>/<name>``: the folder of versions."""
     if missing is not None and missing.filename:
         return Path(missing.filename).parent.parent
-    path = next((m["path"] for exc in chain if (m := _FILEPATH_IN_REPR.search(str(exc)))), None)
+    path = next((m["path"] for exc in chain if (m := DATASET_REPR_FILEPATH.search(str(exc)))), None)
     return Path(path) if path else None
 
 

@@ -11,8 +11,8 @@ import lightning.pytorch
 import pytest
 from kedro_project import copy_project, kedro, output, warning_records
 
-from clip_reid import warning_filters
 from clip_reid.modeling.clip_factory import ClipSpec, load_clip
+from clip_reid.project import warning_filters
 
 # Warnings that may remain, each because it tells the user to do something.
 ACTIONABLE = {
@@ -76,7 +76,7 @@ def test_known_warnings_are_dropped_where_logging_captures_them():
         EXAMPLES[r"(\x1b\[[\d;]*m)?Add type hints to the `predict` method"], UserWarning,
         "/site-packages/mlflow/pyfunc/utils/data_validation.py", 187)
     ours = warnings.formatwarning("Add type hints to the `predict` method", UserWarning,
-                                  "/src/clip_reid/pipelines/inference/served_model.py", 3)
+                                  "/src/clip_reid/project/served_model.py", 3)
 
     def kept(text: str) -> bool:
         record = captured.makeRecord("py.warnings", logging.WARNING, "x", 1, "%s", (text,), None)

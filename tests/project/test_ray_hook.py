@@ -11,7 +11,7 @@ import pytest
 from kedro_project import copy_project, kedro_env
 
 from clip_reid.engine_settings import ray_address, worker_batch_size
-from clip_reid.pipelines.parameters import validate_parameters
+from clip_reid.project.parameters import validate_parameters
 from clip_reid.settings_base import SettingsError
 
 # A real `kedro run` of the demo's first stage with the project's hooks, in a fresh interpreter.

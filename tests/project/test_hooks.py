@@ -8,7 +8,7 @@ import pytest
 from kedro.io import DataCatalog, Version
 from kedro_datasets.pandas import CSVDataset
 
-from clip_reid.hooks import MlflowArtifactHook, RunOwnOutputsHook
+from clip_reid.project.hooks import MlflowArtifactHook, RunOwnOutputsHook
 
 MINE, NEWER = "2026-01-01T00.00.00.000Z", "2026-01-01T00.00.20.000Z"
 

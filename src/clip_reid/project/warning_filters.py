@@ -5,8 +5,8 @@ API) drowns the ones they can. Each entry below names the category, a regex for 
 message, the exact emitting module, and the upstream issue or version that removes it; anything
 else still reaches the console. Drop an entry when the pinned version that fixes it is installed.
 Third-party log records of the same kind (not Python warnings) are listed in KNOWN_LOG_RECORDS.
-``tests/test_warnings.py`` fails on any warning a demo ingestion prints that is neither silenced
-here nor listed there as actionable.
+``tests/project/test_warnings.py`` fails on any warning a demo ingestion prints that is neither
+silenced here nor listed there as actionable.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
     # mlflow >= 2.20 (mlflow/mlflow#14235) warns when a PythonModel subclass's predict() has no
     # type hints; it fires when kedro-mlflow 2.0.3 defines KedroPipelineModel (its predict takes
     # a DataFrame without annotation). Signatures of our served model are set explicitly
-    # (pipelines/inference/served_model.py), so the inference it advertises is not needed.
+    # (project/served_model.py), so the inference it advertises is not needed.
     # mlflow emits it under its own `simplefilter("once")` (utils/annotations.py,
     # filter_user_warnings_once), which overrides any warnings filter: the logging filter below
     # is what drops it.
@@ -71,7 +71,7 @@ KNOWN_WARNINGS: tuple[KnownWarning, ...] = (
         "kedro-mlflow 2.0.3",
     ),
     # mlflow 3 advises an input_example with every logged model. The served model's signature is
-    # given explicitly (SERVED_SIGNATURE in pipelines/inference/served_model.py); an example
+    # given explicitly (SERVED_SIGNATURE in project/served_model.py); an example
     # would only make mlflow load and run the model once more while logging it.
     KnownWarning(
         UserWarning,

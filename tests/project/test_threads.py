@@ -7,8 +7,8 @@ import pytest
 import torch
 from kedro.io import DataCatalog, MemoryDataset
 
-from clip_reid.hooks import ThreadsHook
-from clip_reid.threads import (
+from clip_reid.project.hooks import ThreadsHook
+from clip_reid.project.threads import (
     THREAD_ENV_VARS,
     ThreadChoice,
     choose_threads,
@@ -48,11 +48,11 @@ def test_the_run_start_hook_applies_and_logs_the_choice_once(monkeypatch, caplog
     before = torch.get_num_threads()
     catalog = DataCatalog({"parameters": MemoryDataset({"trainer": {"num_threads": 1}})})
     try:
-        with caplog.at_level(logging.INFO, logger="clip_reid.threads"):
+        with caplog.at_level(logging.INFO, logger="clip_reid.project.threads"):
             ThreadsHook().before_pipeline_run(catalog)
         assert torch.get_num_threads() == 1
         assert all(os.environ[name] == "1" for name in THREAD_ENV_VARS)  # for child processes
-        lines = [r.getMessage() for r in caplog.records if r.name == "clip_reid.threads"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "clip_reid.project.threads"]
         assert lines == ["Computing with 1 CPU thread (trainer.num_threads = 1). Set "
                          "trainer.num_threads to choose; on a shared machine 1 is safest."]
     finally:

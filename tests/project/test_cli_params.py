@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from kedro_project import copy_project, kedro, output
 
-from clip_reid.cli import run
+from clip_reid.project.cli import run
 
 QUERIES = "text_search.queries=[a woman in a red top, a man with a backpack]"
 

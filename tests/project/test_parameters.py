@@ -7,7 +7,7 @@ import copy
 import pytest
 from builders import REPO_ROOT, base_parameters
 
-from clip_reid.pipelines.parameters import SECTIONS, ParameterFiles, validate_parameters
+from clip_reid.project.parameters import SECTIONS, ParameterFiles, validate_parameters
 from clip_reid.settings_base import SettingsError
 
 STAGE_FILES = ("model", "captions", "prompt_learning", "encoder_training", "evaluation",

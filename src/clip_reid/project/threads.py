@@ -3,10 +3,10 @@
 Why: torch's OpenMP threads spin while they wait for each other. With one thread per core on a
 machine whose cores are busy with other work (a laptop with a browser and an IDE, a shared
 server), every parallel region waits for a thread the kernel has descheduled: the demo's stage 2
-took 430-528 s per epoch on a busy 2-core machine, and 7-9 s with one thread (issue #27). So the
-count is chosen once, when a run starts, from the cores this process may use (affinity, cgroup
-quota), their physical count and the load average, and set for torch and for any process the run
-starts (DataLoader workers started by spawn, engines' workers inherit the environment).
+took 430-528 s per epoch on a busy 2-core machine, and 7-9 s with one thread. So the count is
+chosen once, when a run starts, from the cores this process may use (affinity, cgroup quota),
+their physical count and the load average, and set for torch and for any process the run starts
+(DataLoader workers started by spawn, engines' workers inherit the environment).
 """
 
 from __future__ import annotations

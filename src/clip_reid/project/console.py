@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from clip_reid import warning_filters
+from clip_reid.project import warning_filters
 
 # Kedro applies conf/logging.yml (and so imports this module) before anything else of the
 # project, also in `kedro viz`'s server process, which imports kedro-viz's API (and warns)

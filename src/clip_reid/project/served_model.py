@@ -14,8 +14,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 import clip_reid
-
-from .pipeline import QUERY_INPUT, create_served_pipeline
+from clip_reid.pipelines.inference.pipeline import QUERY_INPUT, create_served_pipeline
 
 SERVED_MODEL_NAME = "model"  # serve it with `mlflow models serve -m runs:/<run_id>/model`
 # ... or, the newest `full` run's, with `mlflow models serve -m models:/clip_reid@current`

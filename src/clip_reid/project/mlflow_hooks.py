@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,7 +42,12 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from clip_reid.redaction import redact
+from clip_reid.project.kedro_private import (
+    RUNNER_RECORD,
+    mlflow_enabled,
+    mlflow_run_started_outside,
+)
+from clip_reid.project.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ class TrackedRunHook(MlflowHook):
     ) -> None:
         shown = redact(run_params) | {"runner": runner_name(run_params.get("runner"))}
         super().before_pipeline_run(run_params=shown, pipeline=pipeline, catalog=catalog)
-        if not self._is_mlflow_enabled:
+        if not mlflow_enabled(self):
             return
         mlflow.set_tags(run_tags(run_params, self._params, self._env) | process_tags())
         client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
@@ -88,11 +92,11 @@ class TrackedRunHook(MlflowHook):
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
     ) -> None:
         run_id = self.run_id
-        if self._is_mlflow_enabled and mlflow.active_run() is not None:
+        if mlflow_enabled(self) and mlflow.active_run() is not None:
             if summary := run_summary(mlflow.get_run(run_id).data.metrics):
                 mlflow.set_tag(NOTE_TAG, summary)
         super().after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
-        if self._is_mlflow_enabled and isinstance(pipeline, PipelineML):
+        if mlflow_enabled(self) and isinstance(pipeline, PipelineML):
             point_alias_at_run(MlflowClient(tracking_uri=mlflow.get_tracking_uri()), run_id)
 
     @hook_impl
@@ -100,7 +104,7 @@ class TrackedRunHook(MlflowHook):
         self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline,
         catalog: CatalogProtocol,
     ) -> None:
-        if not (self._is_mlflow_enabled and _interrupted(error)) or self._already_active_mlflow:
+        if not (mlflow_enabled(self) and _interrupted(error)) or mlflow_run_started_outside(self):
             super().on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline,
                                       catalog=catalog)
             return
@@ -134,7 +138,7 @@ def run_summary(metrics: Mapping[str, float]) -> str:
 def point_alias_at_run(client: MlflowClient, run_id: str | None) -> str | None:
     """Point ``models:/clip_reid@current`` at the model version ``run_id`` registered, so serving
     the newest model needs no search; returns that URI (None if the run registered none)."""
-    from clip_reid.pipelines.inference.served_model import CURRENT_ALIAS, REGISTERED_MODEL
+    from clip_reid.project.served_model import CURRENT_ALIAS, REGISTERED_MODEL
 
     versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{run_id}'")
     if not versions:
@@ -151,7 +155,7 @@ def runner_name(runner: Any) -> str:
     """``SequentialRunner`` from Kedro's record of the runner (its class, or ``str()`` of the
     instance: ``<kedro.runner.sequential_runner.SequentialRunner object at 0x...>``)."""
     text = getattr(runner, "__name__", None) or str(runner)
-    match = re.search(r"(\w+) object at 0x", text)
+    match = RUNNER_RECORD.search(text)
     return match[1] if match else text
 
 

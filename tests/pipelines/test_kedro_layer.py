@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import clip_reid
+import clip_reid.pipelines
 from clip_reid.pipeline_registry import register_pipelines
 
 MAX_NODE_LINES = 25
@@ -76,3 +77,13 @@ def test_the_library_never_imports_the_kedro_layer():
                 if any(name.startswith(KEDRO_LAYER) for name in names):
                     found.append(f"{path.relative_to(PACKAGE)}:{statement.lineno}")
     assert found == []
+
+
+def test_pipelines_holds_only_pipeline_folders():
+    """Project glue lives in clip_reid.project: here, one folder per pipeline (and __init__)."""
+    root = Path(clip_reid.pipelines.__file__).parent
+    entries = {path.name for path in root.iterdir() if path.name != "__pycache__"}
+    folders = {name for name in entries if (root / name / "pipeline.py").is_file()}
+    assert entries - folders == {"__init__.py"}
+    assert {"data_ingestion", "captions", "prompt_learning", "encoder_training",
+            "evaluation", "inference"} <= folders

@@ -26,10 +26,12 @@ CATALOG = """
 reid_model:
   type: clip_reid.io.TorchCheckpointDataset
   filepath: data/{env}/reid_model.pt
+  artifact: clip_reid.modeling.ReidCheckpoint
   versioned: true
 gallery_index:
   type: clip_reid.io.TorchCheckpointDataset
   filepath: data/{env}/gallery_index.pt
+  artifact: clip_reid.inference.gallery_store.saved_gallery
   versioned: true
 """
 
@@ -53,7 +55,7 @@ def project(tmp_path_factory) -> Path:
                                      [0, 1, 0])
         catalog = open_project(root, env, {}).catalog
         catalog.save("reid_model", checkpoint)
-        catalog.save("gallery_index", gallery.to_state())
+        catalog.save("gallery_index", gallery)
         (root / "data" / env / "fingerprint").write_text(gallery.fingerprint)
     return root
 

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -51,7 +52,7 @@ def test_text_retrieval_metrics_of_test_identity_sentences(tiny_index, tiny_para
 def test_text_retrieval_reports_why_it_did_not_run(tiny_index, tiny_params, tiny_backbone,
                                                   tiny_captions, evaluation_params):
     checkpoint = untrained_model(tiny_index, tiny_backbone, tiny_params["model"], {})
-    old = {k: v for k, v in checkpoint.items() if k != "text_tower"}
+    old = dataclasses.replace(checkpoint, text_tower=None)
     out = run_pipeline(create_pipeline(),
                        _inputs(tiny_index, tiny_captions, old, evaluation_params))
     assert not out["text_retrieval_metrics"]["evaluated"]

@@ -22,7 +22,7 @@ def test_evaluation_embeds_on_the_resolved_device(tiny_index, tiny_params):
         extract_query_gallery_features(checkpoint, tiny_index, evaluation, gpu)
     query, gallery = extract_query_gallery_features(
         checkpoint, tiny_index, dict(evaluation, device="cpu"), gpu)
-    assert len(query["features"]) == (tiny_index.split == "query").sum()  # ran, on the CPU
+    assert len(query.features) == (tiny_index.split == "query").sum()  # ran, on the CPU
 
 
 def test_stage1_caching_and_recalibration_run_on_the_trainer_device(tiny_index, tiny_params,

@@ -47,6 +47,13 @@ def test_run_tags_name_pipeline_env_dataset_backbone():
     assert run_tags({"pipeline_names": ["evaluation"]}, cross, None)["evaluated_dataset"] == \
         "market1501"  # the plain evaluation scores the training dataset
     assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
+    assert "image_tower" not in run_tags({}, params, None)  # CLIP's own tower
+    tower = {"model": {"clip": {"arch": "tiny-rn", "image_tower": "mobilenetv2_100",
+                                "image_weights": "package"}}}
+    assert run_tags({}, tower, None).items() >= {"image_tower": "mobilenetv2_100",
+                                                 "image_weights": "package"}.items()
+    clip_tower = {"model": {"clip": {"image_tower": "clip", "image_weights": "random"}}}
+    assert not {"image_tower", "image_weights"} & set(run_tags({}, clip_tower, None))
 
 
 def test_the_runner_tag_is_a_name_not_an_object_repr():

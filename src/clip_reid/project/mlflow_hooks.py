@@ -9,7 +9,8 @@ the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additio
   (``runtime_params``, the ``--params`` of the command);
 - each run is tagged with what a reader filters by: ``pipeline``, ``env``, ``dataset``,
   ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` in
-  ``cross_dataset_evaluation``), ``backbone`` (the CLIP architecture) and ``backbone_weights``;
+  ``cross_dataset_evaluation``), ``backbone`` (the CLIP architecture) and ``backbone_weights``,
+  and ``image_tower`` / ``image_weights`` when an ImageNet CNN replaces CLIP's image tower;
 - a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
   RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
   ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
@@ -188,6 +189,10 @@ def run_tags(
         "evaluated_dataset": evaluated or dataset.get("name"),
         "backbone": clip.get("arch"),
         "backbone_weights": clip.get("weights"),
+        # an ImageNet CNN in place of CLIP's image tower: which, and whose weights
+        "image_tower": clip.get("image_tower") if clip.get("image_tower") != "clip" else None,
+        "image_weights": clip.get("image_weights") if clip.get("image_tower") not in (
+            None, "clip") else None,
     }
     return {key: redact(str(value)) for key, value in tags.items() if value is not None}
 

@@ -109,7 +109,12 @@ def test_known_log_records_are_dropped_from_their_logger_only():
     assert kept("clip_reid.pipelines", text)
 
 
-def test_lightning_logger_advert_is_dropped_at_its_source(caplog):
+@pytest.mark.parametrize("last_imported", ["lightning.pytorch", "pytorch_lightning"])
+def test_lightning_logger_advert_is_dropped_at_its_source(caplog, monkeypatch, last_imported):
+    """Whichever Lightning package names the shared rank-zero logger (the last one imported)."""
+    from lightning_utilities.core import rank_zero
+
+    monkeypatch.setattr(rank_zero, "log", logging.getLogger(f"{last_imported}.utilities.rank_zero"))
     warning_filters.install()
     with caplog.at_level(logging.INFO):
         lightning.pytorch.Trainer(logger=False, enable_progress_bar=False,

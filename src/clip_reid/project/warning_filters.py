@@ -147,11 +147,14 @@ KNOWN_LOG_RECORDS: tuple[KnownLogRecord, ...] = (
     # lightning 2.6 advertises its hosted logger (litlogger) in a 10-line INFO record at the start
     # of every fit that has no LitLogger (LoggerConnector.configure_logger); every stage's run is
     # tracked in MLflow here, so the advert only pushes the stage's own lines off the screen.
-    KnownLogRecord(
-        "lightning.pytorch.utilities.rank_zero",
+    # lightning_utilities keeps one rank-zero logger, renamed by whichever Lightning package
+    # was imported last: importing pytorch_lightning too (mlflow and ray's Lightning support do)
+    # moves the advert to its name.
+    *(KnownLogRecord(
+        f"{package}.utilities.rank_zero",
         r"💡 Tip: For seamless cloud logging",
         "lightning 2.6 LoggerConnector.configure_logger advert; no setting turns it off",
-    ),
+    ) for package in ("lightning.pytorch", "pytorch_lightning")),
     # pymilvus 3.0.2 asks the server for a timestamp (AllocTimestamp) on connecting; milvus-lite
     # 3.2.2's in-process gRPC server does not implement that call, so grpc logs the servicer's
     # NotImplementedError with a traceback (ERROR), and pymilvus carries on without it. The

@@ -19,12 +19,6 @@ def test_state_round_trip_keeps_every_row_and_the_model():
     assert loaded.pids.dtype == np.int64 and loaded.fingerprint == "m1" and len(loaded) == 3
 
 
-def test_rows_selects_in_the_given_order():
-    picked = _set().rows([2, 0])
-    assert picked.paths == ("2.jpg", "0.jpg") and picked.pids.tolist() == [2, 0]
-    assert torch.equal(picked.features[0], _set().features[2])
-
-
 def test_a_state_written_before_fingerprints_loads_with_an_unknown_model():
     state = _set().to_state()
     del state["fingerprint"]

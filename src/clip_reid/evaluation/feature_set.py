@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +44,6 @@ class FeatureSet:
     @property
     def dim(self) -> int:
         return int(self.features.shape[1])
-
-    def rows(self, rows: Sequence[int] | np.ndarray) -> FeatureSet:
-        """The images at ``rows`` (in that order)."""
-        index = np.asarray(rows, dtype=np.int64)
-        return FeatureSet(self.features[index], self.pids[index], self.camids[index],
-                          tuple(self.paths[i] for i in index), self.fingerprint)
 
     def to_state(self) -> dict[str, Any]:
         return {"features": self.features, "pids": torch.tensor(self.pids),

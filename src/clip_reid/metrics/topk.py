@@ -38,10 +38,21 @@ def evaluate_topk(
     hardest match was retrieved, and CMC beyond the retrieved kept items counts as a miss. They
     are therefore lower bounds of the dense scores, and equal to them when k = gallery size.
     """
-    num_gallery = len(to_numpy(g_pids, "g_pids"))
-    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids,
-                                 len(to_numpy(indices, "indices")), num_gallery)
-    return evaluate_topk_labelled(indices, labels, max_rank, ap_mode, chunk_size)
+    retrieved = retrieved_indices(indices)
+    labels = RankingLabels.build(q_pids, g_pids, q_camids, g_camids, retrieved.shape[0],
+                                 len(to_numpy(g_pids, "g_pids")))
+    return evaluate_topk_labelled(retrieved, labels, max_rank, ap_mode, chunk_size)
+
+
+def retrieved_indices(indices: Any) -> np.ndarray:
+    """``indices`` as a 2-d integer array (num_query, k), or a ValueError saying why not."""
+    retrieved = to_numpy(indices, "indices")
+    if retrieved.ndim != 2 or not np.issubdtype(retrieved.dtype, np.integer):
+        raise ValueError(
+            f"indices must be a 2-d integer array (num_query, k), got shape {retrieved.shape} "
+            f"and dtype {retrieved.dtype}."
+        )
+    return retrieved
 
 
 def evaluate_topk_labelled(
@@ -52,12 +63,7 @@ def evaluate_topk_labelled(
     check_ap_mode(ap_mode)
     check_positive(max_rank, "max_rank")
     check_positive(chunk_size, "chunk_size")
-    retrieved = to_numpy(indices, "indices")
-    if retrieved.ndim != 2 or not np.issubdtype(retrieved.dtype, np.integer):
-        raise ValueError(
-            f"indices must be a 2-d integer array (num_query, k), got shape {retrieved.shape} "
-            f"and dtype {retrieved.dtype}."
-        )
+    retrieved = retrieved_indices(indices)
     num_query, num_gallery = labels.check_shape((retrieved.shape[0], len(labels.g_pids)))
     if retrieved.size and (retrieved.min() < -1 or retrieved.max() >= num_gallery):
         raise ValueError(

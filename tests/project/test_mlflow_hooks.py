@@ -42,10 +42,18 @@ def test_run_tags_name_pipeline_env_dataset_backbone():
         "dataset_root": "data/01_raw/Market", "evaluated_dataset": "market1501",
         "backbone": "RN50", "backbone_weights": "openai"}
     cross = params | {"evaluation": {"dataset": {"name": "cuhk03_np", "root": "/data/cuhk03"}}}
-    assert run_tags({"pipeline_names": ["cross_dataset_evaluation"]}, cross, None)[
-        "evaluated_dataset"] == "cuhk03_np"
-    assert run_tags({"pipeline_names": ["evaluation"]}, cross, None)["evaluated_dataset"] == \
-        "market1501"  # the plain evaluation scores the training dataset
+    cross_tags = run_tags({"pipeline_names": ["cross_dataset_evaluation"]}, cross, None)
+    assert (cross_tags["evaluated_dataset"], cross_tags["evaluated_dataset_root"]) == (
+        "cuhk03_np", "/data/cuhk03")
+    # only a root: the folder is read with the Market layout of any camera count, whatever the
+    # training set's name
+    root_only = params | {"evaluation": {"dataset": {"root": "/data/viper"}}}
+    root_tags = run_tags({"pipeline_names": ["cross_dataset_evaluation"]}, root_only, None)
+    assert (root_tags["evaluated_dataset"], root_tags["evaluated_dataset_root"]) == (
+        "demo", "/data/viper")
+    plain = run_tags({"pipeline_names": ["evaluation"]}, cross, None)
+    assert plain["evaluated_dataset"] == "market1501"  # plain evaluation: the training set
+    assert "evaluated_dataset_root" not in plain
     assert run_tags({"pipeline_names": None}, {}, None) == {"pipeline": "__default__"}
     assert "image_tower" not in run_tags({}, params, None)  # CLIP's own tower
     tower = {"model": {"clip": {"arch": "tiny-rn", "image_tower": "mobilenetv2_100",

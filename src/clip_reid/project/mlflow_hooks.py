@@ -8,9 +8,10 @@ the plugin's own instance, see ``DISABLE_HOOKS_FOR_PLUGINS``) with three additio
   are logged, also as tags for long values) and the run tags made from Kedro's run parameters
   (``runtime_params``, the ``--params`` of the command);
 - each run is tagged with what a reader filters by: ``pipeline``, ``env``, ``dataset``,
-  ``dataset_root``, ``evaluated_dataset`` (``evaluation.dataset.name`` in
-  ``cross_dataset_evaluation``), ``backbone`` (the CLIP architecture) and ``backbone_weights``,
-  and ``image_tower`` / ``image_weights`` when an ImageNet CNN replaces CLIP's image tower;
+  ``dataset_root``, ``evaluated_dataset`` (in ``cross_dataset_evaluation``: the layout that
+  reads ``evaluation.dataset``, plus ``evaluated_dataset_root``), ``backbone`` (the CLIP
+  architecture) and ``backbone_weights``, and ``image_tower`` / ``image_weights`` when an
+  ImageNet CNN replaces CLIP's image tower;
 - a run whose process was killed (SIGKILL, OOM killer, power loss) never ends and stays
   RUNNING forever. Each run records the machine and process running it (``clip_reid.host``,
   ``clip_reid.pid``, ``clip_reid.pid_start``); the next run on that machine marks runs whose
@@ -43,6 +44,7 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from clip_reid.data.settings import MARKET_LAYOUT
 from clip_reid.project.kedro_private import (
     RUNNER_RECORD,
     mlflow_enabled,
@@ -178,15 +180,16 @@ def run_tags(
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     dataset = params.get("dataset") or {}
     clip = (params.get("model") or {}).get("clip") or {}
-    evaluated = ((params.get("evaluation") or {}).get("dataset") or {}).get("name")
-    if "cross_dataset_evaluation" not in pipelines:
-        evaluated = None  # only that pipeline scores evaluation.dataset
+    # only that pipeline scores evaluation.dataset; its layout as the pipeline resolves it
+    target = ((params.get("evaluation") or {}).get("dataset") or {})
+    cross = "cross_dataset_evaluation" in pipelines and target.get("root") is not None
     tags = {
         "pipeline": "+".join(pipelines),
         "env": env,
         "dataset": dataset.get("name"),
         "dataset_root": dataset.get("root"),
-        "evaluated_dataset": evaluated or dataset.get("name"),
+        "evaluated_dataset": target.get("name") or MARKET_LAYOUT if cross else dataset.get("name"),
+        "evaluated_dataset_root": target["root"] if cross else None,
         "backbone": clip.get("arch"),
         "backbone_weights": clip.get("weights"),
         # an ImageNet CNN in place of CLIP's image tower: which, and whose weights

@@ -9,7 +9,7 @@ Reported per gallery size: build time (training + adding), queries/s of ``Galler
 (batch of --queries, k=10, result frame included; median of --repeats after a warm-up),
 recall@10 against exact search (faiss flat over the same features; its queries/s shown beside),
 the index's own memory (PQ codes + ids, beside the float features every gallery keeps) and the
-process's peak RSS. Target (issue 18): at 1M items >= 1,000 queries/s with recall@10 >= 0.99
+process's peak RSS. Target: at 1M items >= 1,000 queries/s with recall@10 >= 0.99
 on 2 cores; recall >= 0.99 at every size. Exit code 1 when missed.
 
 Usage: python tests/benchmarks/bench_ann.py [--sizes 100000 1000000] [--dim 1280] [--threads 2]

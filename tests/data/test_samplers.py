@@ -125,7 +125,7 @@ def market_like_labels() -> tuple[int, ...]:
 
 
 def test_market_like_epochs_official_varies_below_the_exact_maximum():
-    # The figures of issue 17: P×K = 16×4 on Market-like identities gives 184 batches with the
+    # The measured figures: P×K = 16×4 on Market-like identities gives 184 batches with the
     # exact policy every epoch, 182.6 on average with the official uniform draw, which strands
     # more chunks of the largest identities (largest 10 %: 96 % of their chunks used, not 99 %).
     labels = np.array(market_like_labels())

@@ -1,4 +1,4 @@
-"""The Kedro layer stays thin (issue 15): nodes are catalog inputs -> settings -> one library call
+"""The Kedro layer stays thin: nodes are catalog inputs -> settings -> one library call
 -> outputs, parameters are read only through strict settings, and the library never imports it."""
 
 import ast

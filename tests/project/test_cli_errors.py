@@ -1,4 +1,4 @@
-"""The errors a user meets first are a short message, not a traceback (issue #16)."""
+"""The errors a user meets first are a short message, not a traceback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`--params` takes a bracketed list, e.g. several text queries in one value (issue #18)."""
+"""`--params` takes a bracketed list, e.g. several text queries in one value."""
 
 from __future__ import annotations
 

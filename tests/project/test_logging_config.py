@@ -1,4 +1,4 @@
-"""conf/logging.yml: without a terminal, one plain line per log record (issue #27)."""
+"""conf/logging.yml: without a terminal, one plain line per log record."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""A demo run's console carries only warnings a user can act on (issue #16)."""
+"""A demo run's console carries only warnings a user can act on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad inputs (issue 14): what the dataset and caption files may hold never crashes a run or
+"""Bad inputs: what the dataset and caption files may hold never crashes a run or
 vanishes silently. Bad file names (a 20-digit identity included), broken and looping symlinks,
 corrupt images and decompression bombs are left out and counted (one INFO line of counts, a
 WARNING naming each of the first ten, the counts in the ingestion summary); bad caption files
@@ -157,7 +157,7 @@ def test_captions_longer_than_the_context_are_counted_in_one_line(caplog):
 @pytest.mark.parametrize("source", ["csv", "cuhk_pedes"])
 def test_a_caption_of_20k_letters_is_cut_and_counted_before_tokenising(tmp_path, caplog, source,
                                                                         monkeypatch):
-    """Issue 28: one 20,000-letter caption stalled the captions stage for minutes (CLIP's BPE is
+    """One 20,000-letter caption stalled the captions stage for minutes (CLIP's BPE is
     quadratic in word length). Every caption source is cut to the text caps, counted in one
     INFO line, before anything tokenises it."""
     from open_clip.tokenizer import SimpleTokenizer
@@ -186,7 +186,7 @@ def test_a_caption_of_20k_letters_is_cut_and_counted_before_tokenising(tmp_path,
 
 
 def test_a_camera_the_dataset_does_not_have_is_a_bad_name(tmp_path, caplog):
-    """Issue 28: `c9` on Market-1501 (6 cameras) was indexed as a seventh... ninth camera."""
+    """`c9` on Market-1501 (6 cameras) was indexed as a seventh... ninth camera."""
     root = _market(tmp_path / "market", ["0002_c1s1_000451_03.jpg", "0002_c9s1_000551_01.jpg",
                                          "0003_c7s1_000001_01.jpg"])
     index, summary, counts, warnings = _ingest(root, caplog)

@@ -1,4 +1,4 @@
-"""Damaged checkpoints (issue 14): a zero-byte, truncated or garbage file fails with an error
+"""Damaged checkpoints: a zero-byte, truncated or garbage file fails with an error
 naming it, and a damaged `last.ckpt` in a stage's work folder is moved aside with one WARNING
 while the stage starts afresh (nothing is deleted).
 
@@ -86,7 +86,7 @@ def test_a_damaged_catalog_checkpoint_is_named(tmp_path, damage):
      "pickle; it starts with b'hello world\\nthis')"),
 ], ids=["zero bytes", "text"])
 def test_an_empty_or_text_file_is_named_at_every_load_point(tmp_path, content, reason):
-    """Issue 28 (siblings of FeatureExtractor's): the catalog and CLIP weights said `: .` for an
+    """Like FeatureExtractor: the catalog and CLIP weights said `: .` for an
     empty file and `: 101.` for a text file."""
     path = tmp_path / "model.pt"
     path.write_bytes(content)

@@ -1,4 +1,4 @@
-"""Data loss (issue 14): a stage's `work_dir` pointing at a non-empty folder the project did not
+"""Data loss: a stage's `work_dir` pointing at a non-empty folder the project did not
 create is refused before any work, and nothing in it is deleted, moved or rewritten.
 
 A stage empties its work folder when it finishes, so it only works in a folder it created (one
@@ -126,7 +126,7 @@ def test_a_finished_stage_removes_only_the_files_it_wrote(tmp_path, snapshot):
 
 
 
-# Round two (issue 28): a folder the project used stays usable, whatever it keeps.
+# Round two: a folder the project used stays usable, whatever it keeps.
 
 def _damaged_and_finished(work: Path) -> Path:
     """A work folder after a stage moved an unreadable last.ckpt aside and finished."""

@@ -1,4 +1,4 @@
-"""Killed runs (issue 14): an MLflow run whose process was SIGKILLed (or died with the machine)
+"""Killed runs: an MLflow run whose process was SIGKILLed (or died with the machine)
 cannot close itself and would stay RUNNING forever. The next run on the same machine marks it
 KILLED with one WARNING line; runs of live processes and of other machines are left alone.
 

@@ -1,4 +1,4 @@
-"""Malicious pickles (issue 14, held): a checkpoint whose pickle would run code is refused at
+"""Malicious pickles (held): a checkpoint whose pickle would run code is refused at
 every point the project loads one, and its code never runs. The payload here creates a file when
 unpickled; each load point must fail and leave no such file (and nothing else changed).
 

@@ -1,4 +1,4 @@
-"""Server memory (issue 28): abusive requests within the per-image limits cannot take the memory
+"""Server memory: abusive requests within the per-image limits cannot take the memory
 of a served model or of the search page, and what a request freed is given back.
 
 Each case runs the server side in a subprocess and reads its resident memory from

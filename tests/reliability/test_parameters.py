@@ -1,4 +1,4 @@
-"""Parameters that run wrong (issue 14): `max_epochs: -1`, `max_epochs: 0`, `batch_size: 0` and
+"""Parameters that run wrong: `max_epochs: -1`, `max_epochs: 0`, `batch_size: 0` and
 `optimizer.base_lr: abc` are refused at run start, naming the parameter, its value, where it was
 set and what is allowed, before any node runs (the run-start hook validates every block).
 
@@ -88,7 +88,7 @@ def test_zero_epochs_never_counts_as_finished(tmp_path):
     ("seeed", {"seeed": 1}, "seed"),
 ])
 def test_a_misspelt_block_given_with_params_is_refused(tmp_path, given, runtime, nearest):
-    """Issue 28: a misspelt top-level key was ignored and the run used the defaults."""
+    """A misspelt top-level key was ignored and the run used the defaults."""
     params = _params(tmp_path, "seed", 0) | runtime
     with pytest.raises(SettingsError) as raised:
         start_run(params, runtime)

@@ -1,4 +1,4 @@
-"""Resume reproduces (issue 14): a stage killed mid-way and run again with the same command ends
+"""Resume reproduces: a stage killed mid-way and run again with the same command ends
 with exactly the weights of a run that was never interrupted (state_dict equality), for the
 training loop itself and for stage 1 (prompt learning) and stage 2 (encoder training)."""
 
@@ -135,7 +135,7 @@ def _newest(project: Path, dataset: str, name: str) -> Path:
 
 def test_the_full_pipeline_killed_in_stage_2_and_run_again_matches_an_uninterrupted_run(
         tmp_path):
-    """Issue 28, end to end on the tiny demo: `kedro run --pipelines full` SIGKILLed during
+    """End to end on the tiny demo: `kedro run --pipelines full` SIGKILLed during
     encoder_training and run again with the same command (stages before it run again, stage 2
     resumes from its last.ckpt) ends with the reid_model tensors and evaluation metrics of an
     uninterrupted run (same thread count). The full demo: README "Resuming the whole

@@ -1,4 +1,4 @@
-"""Secrets (issue 14): credentials in `dataset.download.url` (`user:password@`, `?token=`,
+"""Secrets: credentials in `dataset.download.url` (`user:password@`, `?token=`,
 presigned signatures) never reach a record: download errors and logs, the MLflow run's
 parameters and its `runtime_params` tag (the command's `--params`) show them as `***`.
 
@@ -116,7 +116,7 @@ def test_mlflow_parameters_and_tags_hold_no_credentials(tracked):
     assert not any(secret in dump for secret in SECRETS)
 
 
-# Issue 28: URL forms beyond `user:pass@` and `?token=` kept parts of their secrets.
+# URL forms beyond `user:pass@` and `?token=` kept parts of their secrets.
 URL_FORMS = [
     ("https://alice:p@ssw0rd@example.org/m.zip", "https://***@example.org/m.zip",
      ("alice", "p@ssw0rd", "ssw0rd")),

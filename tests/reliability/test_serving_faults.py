@@ -1,4 +1,4 @@
-"""Serving under abuse (issue 14): oversized images and requests are refused before they cost
+"""Serving under abuse: oversized images and requests are refused before they cost
 memory, parallel requests decode one at a time, answers reveal no server paths, and damaged
 checkpoint files fail with their name."""
 
@@ -156,7 +156,7 @@ def test_a_zero_byte_or_truncated_checkpoint_file_is_named(served, tmp_path, con
     path.write_bytes(content)
     with pytest.raises(ValueError, match=f"Cannot load the checkpoint {path}") as raised:
         FeatureExtractor(path)
-    if why == "0 bytes":  # issue 28: the reason was empty, "(0 bytes): ."
+    if why == "0 bytes":  # the reason was empty, "(0 bytes): ."
         assert f"{path} (0 bytes): the file is empty (an interrupted copy" in str(raised.value)
     else:
         assert "empty or truncated" in str(raised.value)
@@ -165,7 +165,7 @@ def test_a_zero_byte_or_truncated_checkpoint_file_is_named(served, tmp_path, con
 @pytest.mark.parametrize("content", [b"hello world\nthis is a text file\n", bytes(range(7, 256))],
                          ids=["text", "random bytes"])
 def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content):
-    """Issue 28: a text file raised a bare ``KeyError: 101``; random bytes were said to hold
+    """A text file raised a bare ``KeyError: 101``; random bytes were said to hold
     objects that "could run code"."""
     path = tmp_path / "notes.pt"
     path.write_bytes(content)
@@ -184,7 +184,7 @@ def test_the_gallery_index_of_the_served_model_is_unchanged_by_requests(served):
     assert gallery.paths == before and all(p.startswith("/") for p in before)
 
 
-# Issue 28: text that takes a core. CLIP's BPE is quadratic in word length; every text entry
+# Text that takes a core. CLIP's BPE is quadratic in word length; every text entry
 # point caps characters and word length before tokenising.
 
 @pytest.fixture

@@ -29,9 +29,10 @@ from PIL import Image
 
 from clip_reid.data.transforms import normalization_for
 from clip_reid.inference import FeatureExtractor, GalleryIndex
-from clip_reid.modeling import ClipReidModel, ClipSpec, load_clip, reid_checkpoint
+from clip_reid.modeling import ClipReidModel, ClipSpec, load_clip
 from clip_reid.modeling.model_settings import ModelSettings
 from clip_reid.modeling.onnx_export import export_onnx
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 
 FEATURE_DIM = 1280
 IMAGE_SIZE = (256, 128)
@@ -66,7 +67,7 @@ def tiny_extractors(threads: int | None) -> dict[str, FeatureExtractor]:
     config = ModelSettings(clip=ClipSpec("tiny-rn"), image_size=IMAGE_SIZE).reid_config(751, 0)
     model = ClipReidModel(config, load_clip(config.clip)).eval()
     mean, std = normalization_for("tiny-rn")
-    checkpoint = reid_checkpoint(model, normalization={"mean": mean, "std": std})
+    checkpoint = ReidCheckpoint.from_model(model, normalization={"mean": mean, "std": std})
     onnx_model = export_onnx(model)
     return {
         "torch": FeatureExtractor(checkpoint),

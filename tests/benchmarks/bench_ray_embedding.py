@@ -40,9 +40,9 @@ from clip_reid.modeling import (  # noqa: E402
     ClipReidModel,
     ClipSpec,
     load_clip,
-    reid_checkpoint,
 )
 from clip_reid.modeling.model_settings import ModelSettings  # noqa: E402
+from clip_reid.modeling.reid_checkpoint import ReidCheckpoint  # noqa: E402
 
 IMAGE_SIZE = (256, 128)
 CROP_SIZE = (128, 256)  # width, height of the JPEG files
@@ -61,14 +61,14 @@ def write_crops(folder: Path, count: int) -> list[str]:
     return paths
 
 
-def tiny_checkpoint() -> dict:
+def tiny_checkpoint() -> ReidCheckpoint:
     config = ModelSettings(clip=ClipSpec("tiny-rn"), image_size=IMAGE_SIZE).reid_config(10, 0)
     model = ClipReidModel(config, load_clip(config.clip)).eval()
     mean, std = normalization_for("tiny-rn")
-    return reid_checkpoint(model, normalization={"mean": mean, "std": std})
+    return ReidCheckpoint.from_model(model, normalization={"mean": mean, "std": std})
 
 
-def run_local(checkpoint: dict, paths: list[str], batch_size: int) -> float:
+def run_local(checkpoint: ReidCheckpoint, paths: list[str], batch_size: int) -> float:
     torch.set_num_threads(1)
     extractor = FeatureExtractor(checkpoint, batch_size=batch_size)
     start = time.perf_counter()
@@ -76,7 +76,7 @@ def run_local(checkpoint: dict, paths: list[str], batch_size: int) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def run_ray(checkpoint: dict, paths: list[str], batch_size: int,
+def run_ray(checkpoint: ReidCheckpoint, paths: list[str], batch_size: int,
             settings: EmbeddingEngineSettings) -> tuple[float, float, str]:
     """(images/s after the first batch, seconds to the first batch, Ray's stats)."""
     import ray

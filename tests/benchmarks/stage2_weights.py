@@ -51,6 +51,8 @@ def main() -> None:
     if "image_captions" in inspect.signature(train_reid_model).parameters:
         args.append(pd.DataFrame(columns=["path", "pid", "caption", "source"]))
     out = train_reid_model(*args, params["model"], params["encoder_training"], trainer, 0)
+    if hasattr(out, "to_state"):  # a ReidCheckpoint; trees before it returned the state dict
+        out = out.to_state()
     torch.save(out["state_dict"], sys.argv[2])
     print(clip_reid.__file__, out["final_metrics"].get("loss_epoch"), sorted(out))
 

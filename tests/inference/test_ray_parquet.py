@@ -223,3 +223,14 @@ def test_parquet_output_needs_the_ray_engine_and_evaluation_keeps_memory(rn_chec
     with pytest.raises(SettingsError, match="evaluation.embedding.output must be memory"):
         embed_splits_on_ray(rn_checkpoint, pd.DataFrame(), ("query",), SETTINGS, 4, False,
                             "fp32")
+
+
+def test_the_node_embeds_with_a_streaming_embedder_only_for_parquet(rn_checkpoint):
+    from clip_reid.inference.embedders import gallery_embedder
+    from clip_reid.inference.gallery_store import StreamingEmbedder
+
+    streaming = gallery_embedder(rn_checkpoint, 4, SETTINGS)
+    assert isinstance(streaming, ray_parquet.ParquetRayEmbedder)
+    assert isinstance(streaming, StreamingEmbedder)
+    in_memory = gallery_embedder(rn_checkpoint, 4, dataclasses.replace(SETTINGS, output="memory"))
+    assert not isinstance(in_memory, StreamingEmbedder)

@@ -157,7 +157,7 @@ class _InOrder:
         todo = self._images.loc[[str(image) for image in images]].reset_index(drop=True)
         features = torch.empty(len(todo), self.feature_dim)
         for part, chunk in self._streaming.stream(todo):
-            features[torch.from_numpy(part["row"].to_numpy())] = chunk
+            features[torch.tensor(part["row"].to_numpy(), dtype=torch.long)] = chunk
         return features
 
 

@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import torch
-from builders import write_crop
+from builders import base_parameters, tiny_reid_checkpoint, write_crop
 from ray_cluster import joined_cluster
 
 from clip_reid.engine_settings import EmbeddingEngineSettings
@@ -234,3 +234,30 @@ def test_the_node_embeds_with_a_streaming_embedder_only_for_parquet(rn_checkpoin
     assert isinstance(streaming, StreamingEmbedder)
     in_memory = gallery_embedder(rn_checkpoint, 4, dataclasses.replace(SETTINGS, output="memory"))
     assert not isinstance(in_memory, StreamingEmbedder)
+
+
+def test_the_inference_node_fills_both_stores_through_parquet(cluster, tiny_index, tmp_path):
+    """``embed_gallery`` with ``output: parquet``: the galleries of the local engine."""
+    from clip_reid.io.milvus_dataset import MilvusGalleryDataset
+    from clip_reid.pipelines.inference.nodes import embed_gallery
+
+    checkpoint = tiny_reid_checkpoint(tiny_index)
+    params = base_parameters("inference")["inference"]
+    on_ray = params | {"embedding": params["embedding"] | {
+        "engine": "ray", "output": "parquet", "parquet_dir": str(tmp_path / "runs"),
+        "stream_rows": 7, "cpus_per_actor": 0.5, "decode_cpus": 0.5}}
+    local, remote = (embed_gallery(checkpoint, None, tiny_index, block, None)
+                     for block in (params, on_ray))
+    assert remote.paths == local.paths and np.array_equal(remote.pids, local.pids)
+    assert torch.allclose(remote.features, local.features, atol=1e-5, rtol=0)
+    milvus = {"gallery": params["gallery"] | {"store": "milvus"}}
+    stores = [MilvusGalleryDataset(uri=str(tmp_path / name)).load() for name in ("l.db", "r.db")]
+    references = [embed_gallery(checkpoint, None, tiny_index, block | milvus, store)
+                  for block, store in zip((params, on_ray), stores, strict=True)]
+    assert references[1].size == references[0].size == len(local)
+    assert references[1].fingerprint == references[0].fingerprint
+    with stores[0] as first, stores[1] as second:
+        found = second.gallery.search(local.features[:4], k=3)
+        expected = first.gallery.search(local.features[:4], k=3)
+        assert found["topk_paths"].tolist() == expected["topk_paths"].tolist()
+    assert _left_over(tmp_path / "runs") == []

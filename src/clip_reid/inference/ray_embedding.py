@@ -76,18 +76,18 @@ class _EmbedActor:
     """One model replica: built once from the checkpoint in the object store."""
 
     def __init__(self, checkpoint_ref: list[Any], flip: bool, dtype: str, use_gpu: bool,
-                 arrow_rows: bool = False) -> None:
+                 as_arrow: bool = False) -> None:
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.model = ray.get(checkpoint_ref[0]).model().to(self.device).eval()
         self.use_cameras = self.model.config.num_cameras > 0
-        self.flip, self.dtype, self.arrow_rows = flip, dtype, arrow_rows
+        self.flip, self.dtype, self.as_arrow = flip, dtype, as_arrow
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray] | pa.Table:
         images = torch.from_numpy(batch["image"]).to(self.device)
         cameras = torch.from_numpy(batch["camid"]).to(self.device) if self.use_cameras else None
         features = test_forward(self.model, images, cameras, self.flip, self.dtype)
         rows = {key: value for key, value in batch.items() if key != "image"}
-        if self.arrow_rows:
+        if self.as_arrow:
             return arrow_rows(rows, features.numpy())
         return {**rows, "feature": features.numpy()}
 

@@ -181,7 +181,9 @@ def driver_memory(paths: list[str], batch_size: int) -> None:
             done = subprocess.run(
                 [sys.executable, __file__, "--driver-memory-child", str(folder), store, output,
                  "--batch-size", str(batch_size)],
-                capture_output=True, text=True, check=True)
+                capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{store}/{output} failed:\n{done.stderr[-3000:]}")
             result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
             growth, seconds, rows = result[-1].split()[1:]
             print(f"{store:7s} {output:8s} {float(growth):27.1f}   {float(seconds):7.1f}   {rows}")

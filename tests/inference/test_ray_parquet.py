@@ -6,7 +6,11 @@ once, a bad image is the local error, and each run's folder is its own and goes 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +164,40 @@ def test_an_unreadable_image_is_the_local_error_and_reaches_no_store(cluster, ga
         assert "item 7" in str(found.value)
         assert remote.count() == 0  # checked over the files before any row was upserted
     assert _left_over(tmp_path / "runs") == []  # removed when the run fails too
+
+
+def test_a_killed_actor_loses_or_repeats_no_written_row(cluster, gallery, rn_checkpoint,
+                                                        tmp_path):
+    from ray._private import state  # the GCS actor table; the public state API needs a dashboard
+
+    def model_actors() -> dict[str, dict]:
+        return {key: actor for key, actor in state.actors().items()
+                if "_EmbedActor" in actor["ActorClassName"]}
+
+    images = pd.concat([gallery] * 16, ignore_index=True)  # 368 rows in 92 batches
+    before = set(model_actors())
+    chunks: list[tuple[pd.DataFrame, torch.Tensor]] = []
+    run = threading.Thread(target=lambda: chunks.extend(
+        _embedder(rn_checkpoint, tmp_path / "runs").stream(images)))
+    run.start()
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and run.is_alive():
+        alive = [key for key, actor in model_actors().items()
+                 if key not in before and actor["State"] == "ALIVE"]
+        victim = alive[0] if alive else None
+        time.sleep(0.2)
+    assert victim is not None and run.is_alive(), "no model actor was alive mid-run to kill"
+    os.kill(model_actors()[victim]["Pid"], signal.SIGKILL)
+    run.join(timeout=600)
+    assert not run.is_alive()
+    assert model_actors()[victim]["NumRestarts"] >= 1  # Ray restarted it and retried its work
+    rows = np.concatenate([part["row"].to_numpy() for part, _ in chunks])
+    assert sorted(rows) == list(range(len(images)))  # the verified files: every row once
+    features = torch.cat([chunk for _, chunk in chunks])[torch.from_numpy(np.argsort(rows))]
+    expected = FeatureExtractor(rn_checkpoint, batch_size=16)(images["path"].tolist())
+    assert torch.allclose(features, expected, atol=1e-5, rtol=0)
+    assert _left_over(tmp_path / "runs") == []
 
 
 def _without_addresses(error: Exception) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from clip_reid.settings_base import Settings, SettingsError, setting
 
 ENGINES = ("local", "ray")
+OUTPUTS = ("memory", "parquet")
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class EmbeddingEngineSettings(Settings):
 
     With ``engine: ray`` the image paths are a Ray dataset, decoding runs as CPU tasks and the
     model as a pool of ``actors`` (each loads the checkpoint once) fed batches of the block's own
-    ``batch_size``."""
+    ``batch_size``. ``output: parquet`` (Ray only) writes the rows as Parquet files instead of
+    sending them back, and the driver streams them into the gallery store ``stream_rows`` at a
+    time: for galleries larger than the driver's memory."""
 
     engine: str = setting("local", choices=ENGINES)
     address: str | None = None  # None: a local Ray instance; "auto" or "ray://host:10001": join
@@ -27,6 +30,14 @@ class EmbeddingEngineSettings(Settings):
     cpus_per_actor: float = setting(1.0, gt=0.0)  # CPUs reserved by each model replica
     decode_cpus: float = setting(1.0, gt=0.0)  # CPUs reserved by each decoding task
     gpus_per_actor: float = setting(0.0, ge=0.0)  # 0 on CPU clusters; 1 (or 0.5 ...) with GPUs
+    output: str = setting("memory", choices=OUTPUTS)  # parquet: rows go to files, not the driver
+    parquet_dir: str | None = None  # parquet: each run's folder goes under it; None = system temp
+    stream_rows: int = setting(4096, ge=1)  # parquet: rows read into the store at a time
+
+    def __post_init__(self) -> None:
+        if self.output == "parquet" and self.engine != "ray":
+            raise SettingsError("embedding.output: parquet is written by Ray workers: set "
+                                "embedding.engine: ray, or output: memory.")
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,29 @@ decoding tasks and of the model actors) follow each Ray figure. On 2 free cores,
 should give >= 1.6x one actor (MIN_ACTOR_SPEEDUP); a machine shared with other jobs gives
 less, so the check only prints.
 
+``--driver-memory`` measures instead what a gallery costs the driver process: the peak growth of
+its resident memory (VmRSS, sampled every 20 ms, over the RSS just before the gallery is
+embedded) and the wall time, for the faiss and milvus-lite stores with ``output: memory`` and
+``output: parquet`` (each in a fresh process on a one-node, 2-CPU loopback cluster; milvus-lite's
+own server process is not counted).
+
 Usage: python tests/benchmarks/bench_ray_embedding.py [--images 2000] [--batch-size 64]
+       python tests/benchmarks/bench_ray_embedding.py --driver-memory [--images 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -36,13 +46,8 @@ from ray_cluster import loopback_cluster  # noqa: E402
 from clip_reid.data.transforms import normalization_for  # noqa: E402
 from clip_reid.engine_settings import EmbeddingEngineSettings  # noqa: E402
 from clip_reid.inference import FeatureExtractor  # noqa: E402
-from clip_reid.modeling import (  # noqa: E402
-    ClipReidModel,
-    ClipSpec,
-    load_clip,
-)
+from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, load_clip  # noqa: E402
 from clip_reid.modeling.model_settings import ModelSettings  # noqa: E402
-from clip_reid.modeling.reid_checkpoint import ReidCheckpoint  # noqa: E402
 
 IMAGE_SIZE = (256, 128)
 CROP_SIZE = (128, 256)  # width, height of the JPEG files
@@ -65,7 +70,7 @@ def tiny_checkpoint() -> ReidCheckpoint:
     config = ModelSettings(clip=ClipSpec("tiny-rn"), image_size=IMAGE_SIZE).reid_config(10, 0)
     model = ClipReidModel(config, load_clip(config.clip)).eval()
     mean, std = normalization_for("tiny-rn")
-    return ReidCheckpoint.from_model(model, normalization={"mean": mean, "std": std})
+    return ReidCheckpoint.from_model(model, {"mean": mean, "std": std})
 
 
 def run_local(checkpoint: ReidCheckpoint, paths: list[str], batch_size: int) -> float:
@@ -104,12 +109,104 @@ def stage_lines(stats: str) -> str:
                      if line.strip().startswith(keep) or "* Remote" in line)
 
 
+def resident_mb() -> float:
+    """This process's resident memory now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+
+
+class PeakSampler:
+    """The highest VmRSS seen while the ``with`` block runs (sampled every 20 ms)."""
+
+    def __enter__(self) -> PeakSampler:
+        self.peak, self._done = resident_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peak = max(self.peak, resident_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, resident_mb())
+
+
+def driver_memory_child(folder: Path, store: str, output: str, batch_size: int) -> None:
+    """One gallery (every crop in ``folder``) into ``store`` with ``output``; prints a RESULT
+    line: driver RSS peak growth (MB), seconds, rows stored."""
+    import ray
+
+    from clip_reid.inference.embedders import gallery_embedder
+    from clip_reid.inference.gallery_store import embed_into_faiss, embed_into_milvus
+    from clip_reid.inference.milvus_gallery import MilvusGallery
+
+    paths = sorted(str(path) for path in folder.glob("*.jpg"))
+    images = pd.DataFrame({"path": paths, "pid": range(len(paths)), "camid": 0,
+                           "timestamp": 0.0})
+    settings = EmbeddingEngineSettings(engine="ray", actors=2, cpus_per_actor=0.5,
+                                       decode_cpus=0.5, output=output,
+                                       parquet_dir=str(folder / "runs"))
+    checkpoint = tiny_checkpoint()
+    with loopback_cluster(1, 2, OBJECT_STORE_BYTES) as address:
+        ray.init(address=address, log_to_driver=False)
+        try:
+            embedder = gallery_embedder(checkpoint, batch_size, settings)
+            start, before = time.perf_counter(), resident_mb()
+            with PeakSampler() as sampler:
+                if store == "faiss":
+                    size = len(embed_into_faiss(embedder, images, "cosine", None))
+                else:
+                    with MilvusGallery(str(folder / f"{output}.db"), "bench") as gallery:
+                        size = embed_into_milvus(embedder, images, gallery, "cosine").size
+            seconds = time.perf_counter() - start
+        finally:
+            ray.shutdown()
+    print(f"RESULT {sampler.peak - before:.1f} {seconds:.1f} {size}")
+
+
+def driver_memory(paths: list[str], batch_size: int) -> None:
+    """Each store x output in a fresh process; the table of driver RSS growth and time."""
+    folder = Path(paths[0]).parent
+    width = tiny_checkpoint().feature_dim
+    print(f"gallery features: {len(paths)} x {width} float32 = "
+          f"{len(paths) * width * 4 / 2**20:.1f} MB")
+    print("store   output   driver RSS peak growth (MB)   seconds   rows")
+    for store in ("faiss", "milvus"):
+        for output in ("memory", "parquet"):
+            done = subprocess.run(
+                [sys.executable, __file__, "--driver-memory-child", str(folder), store, output,
+                 "--batch-size", str(batch_size)],
+                capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{store}/{output} failed:\n{done.stderr[-3000:]}")
+            result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+            growth, seconds, rows = result[-1].split()[1:]
+            print(f"{store:7s} {output:8s} {float(growth):27.1f}   {float(seconds):7.1f}   {rows}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--driver-memory", action="store_true",
+                        help="driver RSS of a gallery, output memory vs parquet")
+    parser.add_argument("--driver-memory-child", nargs=3, metavar=("FOLDER", "STORE", "OUTPUT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process, Ray workers too
+    if args.driver_memory_child:
+        folder, store, output = args.driver_memory_child
+        driver_memory_child(Path(folder), store, output, args.batch_size)
+        return 0
+    if args.driver_memory:
+        with tempfile.TemporaryDirectory() as folder:
+            driver_memory(write_crops(Path(folder), args.images), args.batch_size)
+        return 0
     checkpoint = tiny_checkpoint()
     with tempfile.TemporaryDirectory() as folder:
         paths = write_crops(Path(folder), args.images)

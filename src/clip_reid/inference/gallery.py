@@ -100,14 +100,18 @@ class GalleryIndex:
         arguments, so relabelling an image needs no re-embedding."""
         paths, pids, camids, timestamps = _checked_rows(paths, pids, camids, timestamps)
         old_rows, old_features = _reusable(previous, extractor.fingerprint)
-        features = torch.empty(len(paths), extractor.feature_dim)
         reused = [row for row, path in enumerate(paths) if path in old_rows]
         new_rows = [row for row, path in enumerate(paths) if path not in old_rows]
-        if reused:
-            features[reused] = old_features[[old_rows[paths[row]] for row in reused]]
-        if new_rows:
-            new_camids = [camids[row] for row in new_rows]
-            features[new_rows] = extractor([paths[row] for row in new_rows], new_camids)
+        embedded = (extractor([paths[row] for row in new_rows], [camids[row] for row in new_rows])
+                    if new_rows else None)
+        if reused or embedded is None:
+            features = torch.empty(len(paths), extractor.feature_dim)
+            if reused:
+                features[reused] = old_features[[old_rows[paths[row]] for row in reused]]
+            if embedded is not None:
+                features[new_rows] = embedded
+        else:  # every image is new: the embedder's tensor is the gallery (no second copy)
+            features = embedded
         removed = len(set(old_rows) - set(paths))
         logger.info("Gallery: %d images reused, %d embedded, %d removed (model %s).",
                     len(reused), len(new_rows), removed, extractor.fingerprint)

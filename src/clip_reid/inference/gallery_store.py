@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import torch
@@ -88,8 +88,32 @@ class StoreEmbedder(Protocol):
     def __call__(self, images: list[Any], camids: list[int] | None = None) -> torch.Tensor: ...
 
 
-def embed_into_milvus(extractor: StoreEmbedder, images: pd.DataFrame, gallery: MilvusGallery,
-                      metric: str) -> MilvusReference:
+@runtime_checkable
+class StreamingEmbedder(Protocol):
+    """An embedder whose results never gather in this process (Ray with ``output: parquet``):
+    it yields a gallery frame's rows, tagged with their position ``row``, in bounded chunks."""
+
+    fingerprint: str
+    feature_dim: int
+    projection_dim: int
+
+    def stream(self, images: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, torch.Tensor]]: ...
+
+
+def embedded_chunks(extractor: StoreEmbedder | StreamingEmbedder,
+                    images: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, torch.Tensor]]:
+    """``images`` (path, pid, camid, timestamp) with their features, a bounded chunk at a time
+    (EMBED_CHUNK images per call of an in-memory embedder; a streaming one's own chunks)."""
+    if isinstance(extractor, StreamingEmbedder):
+        yield from extractor.stream(images)
+        return
+    for start in range(0, len(images), EMBED_CHUNK):
+        part = images.iloc[start:start + EMBED_CHUNK]
+        yield part, extractor(part["path"].tolist(), part["camid"].tolist())
+
+
+def embed_into_milvus(extractor: StoreEmbedder | StreamingEmbedder, images: pd.DataFrame,
+                      gallery: MilvusGallery, metric: str) -> MilvusReference:
     """Embed the images of ``images`` (path, pid, camid, timestamp) that the collection does not
     hold yet for this model, upsert them, and return the reference ``gallery_index`` saves.
     Images already stored are not re-embedded (an unchanged folder costs no forward pass);
@@ -98,9 +122,7 @@ def embed_into_milvus(extractor: StoreEmbedder, images: pd.DataFrame, gallery: M
                     metric)
     new = set(gallery.missing(images["path"].tolist(), extractor.fingerprint))
     todo = images[images["path"].isin(new)]
-    for start in range(0, len(todo), EMBED_CHUNK):
-        part = todo.iloc[start:start + EMBED_CHUNK]
-        features = extractor(part["path"].tolist(), part["camid"].tolist())
+    for part, features in embedded_chunks(extractor, todo):
         gallery.upsert(features, part["path"].tolist(), part["pid"].tolist(),
                        part["camid"].tolist(), part["timestamp"].tolist(), extractor.fingerprint)
     size = gallery.count()
@@ -109,6 +131,34 @@ def embed_into_milvus(extractor: StoreEmbedder, images: pd.DataFrame, gallery: M
                 extractor.fingerprint)
     return MilvusReference(_absolute(gallery.uri), gallery.collection, extractor.fingerprint,
                            metric, size, common_folder(images["path"].tolist()))
+
+
+def embed_into_faiss(extractor: StoreEmbedder | StreamingEmbedder, images: pd.DataFrame,
+                     metric: str, previous: GalleryIndex | None) -> GalleryIndex:
+    """``GalleryIndex.build`` of ``images`` (path, pid, camid, timestamp), reusing
+    ``previous``'s features of the same model; a streaming embedder's chunks fill the new
+    rows' features in place, in input order (no second copy of them in this process)."""
+    embedder = (_InOrder(extractor, images) if isinstance(extractor, StreamingEmbedder)
+                else extractor)
+    return GalleryIndex.build(
+        embedder, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
+        metric=metric, previous=previous, timestamps=images["timestamp"].tolist())
+
+
+class _InOrder:
+    """A streaming embedder as GalleryIndex.build's Embedder: the features of the paths asked
+    for, in their order, written chunk by chunk into one tensor."""
+
+    def __init__(self, streaming: StreamingEmbedder, images: pd.DataFrame) -> None:
+        self._streaming, self._images = streaming, images.set_index("path", drop=False)
+        self.fingerprint, self.feature_dim = streaming.fingerprint, streaming.feature_dim
+
+    def __call__(self, images: list[Any], camids: Any = None) -> torch.Tensor:
+        todo = self._images.loc[[str(image) for image in images]].reset_index(drop=True)
+        features = torch.empty(len(todo), self.feature_dim)
+        for part, chunk in self._streaming.stream(todo):
+            features[torch.tensor(part["row"].to_numpy(), dtype=torch.long)] = chunk
+        return features
 
 
 def open_gallery(saved: SavedGallery, store: MilvusGallery | None = None) -> Gallery:

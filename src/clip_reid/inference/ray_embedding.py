@@ -10,12 +10,13 @@ Imported only when the Ray engine is chosen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import ray
 import torch
 from PIL import Image
@@ -29,6 +30,7 @@ from clip_reid.inference.images import InvalidImageError, decode_image
 from clip_reid.modeling.features import DTYPES, test_forward
 from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.ray_session import connect
+from clip_reid.settings_base import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -66,36 +68,53 @@ def _decode(batch: dict[str, np.ndarray], reader: Reader, size: Sequence[int],
         except reader.error as error:
             images.append(np.zeros((3, *size), dtype=np.float32))
             errors.append(str(error))
-    return {"row": batch["row"], "camid": batch["camid"], "image": np.stack(images),
-            "error": np.array(errors, dtype=object)}
+    # the other columns (row, camid, and what a Parquet output carries) pass through
+    return {**batch, "image": np.stack(images), "error": np.array(errors, dtype=object)}
 
 
 class _EmbedActor:
     """One model replica: built once from the checkpoint in the object store."""
 
-    def __init__(self, checkpoint_ref: list[Any], flip: bool, dtype: str, use_gpu: bool) -> None:
+    def __init__(self, checkpoint_ref: list[Any], flip: bool, dtype: str, use_gpu: bool,
+                 as_arrow: bool = False) -> None:
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.model = ray.get(checkpoint_ref[0]).model().to(self.device).eval()
         self.use_cameras = self.model.config.num_cameras > 0
-        self.flip, self.dtype = flip, dtype
+        self.flip, self.dtype, self.as_arrow = flip, dtype, as_arrow
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray] | pa.Table:
         images = torch.from_numpy(batch["image"]).to(self.device)
         cameras = torch.from_numpy(batch["camid"]).to(self.device) if self.use_cameras else None
         features = test_forward(self.model, images, cameras, self.flip, self.dtype)
-        return {"row": batch["row"], "feature": features.numpy(), "error": batch["error"]}
+        rows = {key: value for key, value in batch.items() if key != "image"}
+        if self.as_arrow:
+            return arrow_rows(rows, features.numpy())
+        return {**rows, "feature": features.numpy()}
+
+
+def arrow_rows(columns: dict[str, np.ndarray], features: np.ndarray) -> pa.Table:
+    """Rows with a plain ``vector`` column (fixed-size list of float32), which any Parquet
+    reader takes (Ray's own tensor type needs Ray to read it back)."""
+    flat = pa.array(np.ascontiguousarray(features, dtype=np.float32).reshape(-1))
+    vector = pa.FixedSizeListArray.from_arrays(flat, features.shape[1])
+    table = {key: pa.array(value.tolist() if value.dtype == object else value)
+             for key, value in columns.items()}
+    return pa.table({**table, "vector": vector})
 
 
 def embedding_dataset(checkpoint_ref: Any, checkpoint: ReidCheckpoint, paths: Sequence[str],
                       camids: Sequence[int], settings: EmbeddingEngineSettings, batch_size: int,
-                      reader: Reader, flip: bool, dtype: str) -> ray.data.Dataset:
-    """The lazy pipeline paths → decoded crops → features (rows tagged with their position)."""
+                      reader: Reader, flip: bool, dtype: str,
+                      columns: Mapping[str, Sequence[Any]] | None = None,
+                      arrow_output: bool = False) -> ray.data.Dataset:
+    """The lazy pipeline paths → decoded crops → features (rows tagged with their position and
+    carrying ``columns``; ``arrow_output``: rows as ``arrow_rows`` makes them, for Parquet)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
     norm = checkpoint.normalization
     frame = pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
                           "path": [str(path) for path in paths],
-                          "camid": np.asarray(camids, dtype=np.int64)})
+                          "camid": np.asarray(camids, dtype=np.int64), **(columns or {})})
     # One block per model batch, split here (Ray's own split fails on pandas 3 frames).
     blocks = [frame.iloc[start:start + batch_size] for start in range(0, len(frame), batch_size)]
     return (
@@ -109,7 +128,7 @@ def embedding_dataset(checkpoint_ref: Any, checkpoint: ReidCheckpoint, paths: Se
                                 "mean": norm.mean, "std": norm.std})
         .map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size,
                      fn_constructor_args=([checkpoint_ref], flip, dtype,
-                                          settings.gpus_per_actor > 0),
+                                          settings.gpus_per_actor > 0, arrow_output),
                      compute=ray.data.ActorPoolStrategy(
                          min_size=min(settings.actors, len(blocks)), max_size=settings.actors),
                      num_cpus=settings.cpus_per_actor, num_gpus=settings.gpus_per_actor)
@@ -164,21 +183,31 @@ class RayEmbedder:
         self.feature_dim = checkpoint.feature_dim
 
     def __call__(self, images: list[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
-        cameras = list(camids) if camids is not None else [0] * len(images)
-        cameras_used = self._checkpoint.config.num_cameras
-        if cameras_used and not all(0 <= int(cam) < cameras_used for cam in cameras):
-            raise ValueError(f"camids must be in [0, {cameras_used}) (the cameras the model was "
-                             "trained with) for every gallery image.")
+        cameras = checked_cameras(self._checkpoint, camids, len(images))
         # plain fp32 features of the unflipped images, as FeatureExtractor gives
         return embed_on_ray(self._checkpoint, [str(image) for image in images], cameras,
                             self._settings, self._batch_size, INFERENCE_READER, flip=False,
                             dtype="fp32")
 
 
+def checked_cameras(checkpoint: ReidCheckpoint, camids: Sequence[int] | None,
+                    count: int) -> list[int]:
+    """The gallery's camera ids (0 when not given), each one the model was trained with."""
+    cameras = list(camids) if camids is not None else [0] * count
+    cameras_used = checkpoint.config.num_cameras
+    if cameras_used and not all(0 <= int(cam) < cameras_used for cam in cameras):
+        raise ValueError(f"camids must be in [0, {cameras_used}) (the cameras the model was "
+                         "trained with) for every gallery image.")
+    return cameras
+
+
 def embed_splits_on_ray(checkpoint: ReidCheckpoint, image_index: pd.DataFrame,
                         splits: tuple[str, ...], settings: EmbeddingEngineSettings,
                         batch_size: int, flip: bool, dtype: str) -> tuple[FeatureSet, ...]:
     """``embed_splits`` on Ray: the features of each split's images."""
+    if settings.output != "memory":
+        raise SettingsError("evaluation.embedding.output must be memory: evaluation ranks every "
+                            "query against the whole gallery in this process.")
     outputs = []
     for split in splits:
         frame = select_split(image_index, split)

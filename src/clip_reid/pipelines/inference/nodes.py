@@ -16,6 +16,7 @@ from clip_reid.inference.embedders import gallery_embedder
 from clip_reid.inference.gallery_store import (
     MilvusReference,
     SavedGallery,
+    embed_into_faiss,
     embed_into_milvus,
     open_gallery,
     served_paths,
@@ -51,9 +52,7 @@ def embed_gallery(
             return embed_into_milvus(embedder, images, store.gallery, settings.distance)
     previous = (previous_gallery_index if isinstance(previous_gallery_index, GalleryIndex)
                 else None)  # a Milvus reference has no features to reuse here
-    return GalleryIndex.build(
-        embedder, images["path"].tolist(), images["pid"].tolist(), images["camid"].tolist(),
-        metric=settings.distance, previous=previous, timestamps=images["timestamp"].tolist())
+    return embed_into_faiss(embedder, images, settings.distance, previous)
 
 
 def identify_queries(

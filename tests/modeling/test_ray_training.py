@@ -22,6 +22,7 @@ from pathlib import Path
 
 import lightning as L
 import mlflow
+import pandas as pd
 import pytest
 import torch
 from builders import base_parameters
@@ -34,13 +35,23 @@ from clip_reid.data.splits import select_split
 from clip_reid.engine_settings import RayTrainSettings
 from clip_reid.modeling import ClipReidModel, ClipSpec
 from clip_reid.modeling.backbone import ClipBackbone
+from clip_reid.modeling.clip_factory import tokenizer_for
 from clip_reid.modeling.encoder_training import (
     EncoderTrainingModule,
     EncoderTrainingSettings,
     train_encoder,
 )
 from clip_reid.modeling.model_settings import AugmentationSettings, ModelSettings
-from clip_reid.modeling.prompt_artifacts import TextFeatures
+from clip_reid.modeling.prompt_artifacts import TextFeatures, TrainImageFeatures
+from clip_reid.modeling.prompt_learner import PromptLearner
+from clip_reid.modeling.prompt_learning import (
+    CachedFeatures,
+    CachedFeaturesDataModule,
+    PromptLearningModule,
+    PromptLearningSettings,
+    learn_prompts,
+)
+from clip_reid.modeling.text_encoder import TextEncoder
 from clip_reid.modeling.trainer import RESUMED_FROM_TAG, TrainerSettings, TrainingInterrupted
 from clip_reid.modeling.work_dir import FINGERPRINT_FILE, MARKER_FILE, RAY_RUN_DIR
 
@@ -48,6 +59,7 @@ ray = pytest.importorskip("ray")
 
 GLOBAL_BATCH = 16
 WORKERS = 2
+NO_CAPTIONS = pd.DataFrame(columns=["path", "pid", "caption", "source"])
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +286,63 @@ def test_a_foreign_work_folder_is_refused_before_ray_starts(tmp_path):
         _resume_or_start_afresh(work, {}, RunFolder.of(None, work, "encoder_training"))
     assert sorted(path.name for path in work.iterdir()) == ["notes.txt"]
 
+
+class _PromptHalvesInOneProcess(PromptLearningModule):
+    """Stage 1's loss on each worker's part of the global batch (RankShare's cut), averaged as
+    DDP averages the workers' gradients; a batch too small to cut is skipped, as on Ray."""
+
+    def training_step(self, batch, batch_idx):
+        if len(batch[1]) < WORKERS:
+            return None
+        parts = zip(*(column.tensor_split(WORKERS) for column in batch), strict=True)
+        return sum(super(_PromptHalvesInOneProcess, self).training_step(part, batch_idx)
+                   for part in parts) / WORKERS
+
+
+def _stage1_single_process(features, backbone, model, settings, sampler_seed: int):
+    """learn_prompts' model on one process, fed the global batches, per-part losses."""
+    L.seed_everything(0, workers=True, verbose=False)  # as learn_prompts: the same context
+    clip = backbone.clip_model(model.clip)
+    text_encoder = TextEncoder(clip, tokenizer_for(model.clip.arch))
+    learner = PromptLearner(features.num_classes, text_encoder, settings.n_ctx,
+                            settings.class_word)
+    module = _PromptHalvesInOneProcess(learner, text_encoder, settings.optimizer,
+                                       settings.max_epochs, settings.caption_mode)
+    initial = {name: value.detach().clone() for name, value in learner.state_dict().items()}
+    data = CachedFeaturesDataModule(CachedFeatures(features.features, features.labels, None),
+                                    settings, sampler_seed)
+    _fit_locally(module.train(), data.train_dataloader(), settings.max_epochs)
+    return initial, learner.state_dict()
+
+
+def test_stage1_on_two_workers_ends_at_the_single_process_weights(address, tiny_index,
+                                                                      tmp_path):
+    """Stage 1 (prompt learning) through the same Ray path: each worker takes its part of
+    every shuffled global batch. SupCon contrasts within a batch, so (as in stage 2) the
+    comparison is one process averaging the per-part losses."""
+    params = base_parameters("model", "prompt_learning")
+    params["model"]["image_size"] = [64, 32]
+    model = ModelSettings.from_params(params["model"])
+    settings = PromptLearningSettings.from_params(
+        {**params["prompt_learning"], "max_epochs": 2, "batch_size": 12,
+         "work_dir": str(tmp_path / "work")}).for_layout("demo")
+    settings = replace(settings, optimizer=replace(settings.optimizer, warmup_epochs=0))
+    train = select_split(tiny_index, "train")
+    features = TrainImageFeatures(
+        torch.nn.functional.normalize(torch.randn(len(train), 128,
+                                                  generator=torch.Generator().manual_seed(2))),
+        torch.tensor(train["label"].to_numpy()), tuple(train["path"]))
+    backbone = ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
+    checkpoint, text = learn_prompts(features, NO_CAPTIONS, backbone, model, settings,
+                                     _trainer(address), 0)
+    initial, single = _stage1_single_process(features, backbone, model, settings, 0)
+    _, other_order = _stage1_single_process(features, backbone, model, settings, 1)
+    update = _distance(single, initial, ["ctx"])
+    gap = _distance(dict(checkpoint.state_dict), single, ["ctx"])
+    order_gap = _distance(other_order, single, ["ctx"])
+    print(f"stage 1 ({len(train)} images, batch {settings.batch_size}): update {update:.4g}, "
+          f"Ray vs one process {gap:.4g}, other batch order {order_gap:.4g}")
+    assert set(checkpoint.state_dict) == set(single)
+    assert gap < 1e-3 * update and order_gap > 0.1 * update
+    assert text.features.shape[0] == features.num_classes
+    assert not (tmp_path / "work").exists()

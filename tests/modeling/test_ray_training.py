@@ -237,7 +237,7 @@ def test_an_interrupted_ray_stage2_resumes_and_ends_at_the_uninterrupted_weights
                       callbacks=[_FailAtEpoch(first, epoch=1)])
     assert "power cut on rank 1" in str(caught.value.__cause__)
     assert (work / RAY_RUN_DIR / "epoch_0001").is_dir()
-    assert _started(first) == ["rank0-epoch0", "rank0-epoch1", "rank1-epoch0", "rank1-epoch1"]
+    assert {"rank0-epoch0", "rank1-epoch0", "rank1-epoch1"} <= set(_started(first))
 
     torch.manual_seed(12345)  # the resumed run must not depend on the state the failure left
     with mlflow.start_run() as rerun:
@@ -319,7 +319,8 @@ def test_stage1_on_two_workers_ends_at_the_single_process_weights(address, tiny_
                                                                       tmp_path):
     """Stage 1 (prompt learning) through the same Ray path: each worker takes its part of
     every shuffled global batch. SupCon contrasts within a batch, so (as in stage 2) the
-    comparison is one process averaging the per-part losses."""
+    comparison is one process averaging the per-part losses. The Ray run is interrupted at the
+    start of epoch 2 and resumed, so epoch 2's shuffle comes from the checkpointed generator."""
     params = base_parameters("model", "prompt_learning")
     params["model"]["image_size"] = [64, 32]
     model = ModelSettings.from_params(params["model"])
@@ -333,8 +334,14 @@ def test_stage1_on_two_workers_ends_at_the_single_process_weights(address, tiny_
                                                   generator=torch.Generator().manual_seed(2))),
         torch.tensor(train["label"].to_numpy()), tuple(train["path"]))
     backbone = ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    with pytest.raises(TrainingInterrupted, match="after epoch 1 of 2"):
+        learn_prompts(features, NO_CAPTIONS, backbone, model, settings, _trainer(address), 0,
+                      [_FailAtEpoch(first, epoch=1)])
     checkpoint, text = learn_prompts(features, NO_CAPTIONS, backbone, model, settings,
-                                     _trainer(address), 0)
+                                     _trainer(address), 0, [_FailAtEpoch(second, epoch=None)])
+    assert _started(second) == ["rank0-epoch1", "rank1-epoch1"]  # resumed at epoch 2
     initial, single = _stage1_single_process(features, backbone, model, settings, 0)
     _, other_order = _stage1_single_process(features, backbone, model, settings, 1)
     update = _distance(single, initial, ["ctx"])

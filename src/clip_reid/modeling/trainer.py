@@ -65,7 +65,7 @@ class TrainerSettings(Settings):
     log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
     extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments
-    engine: str = setting("local", choices=ENGINES)  # ray: stage 2 on Ray Train workers
+    engine: str = setting("local", choices=ENGINES)  # ray: stages 1 and 2 on Ray Train workers
     ray: RayTrainSettings = setting(default_factory=RayTrainSettings)
 
     def __post_init__(self) -> None:

@@ -48,7 +48,10 @@ class RayTrainSettings(Settings):
     num_workers: int = setting(2, ge=1)  # DDP ranks; the recipe's batch is split over them
     use_gpu: bool = False  # one GPU per worker
     cpus_per_worker: float = setting(1.0, gt=0.0)
-    storage_path: str | None = None  # shared folder/URI for the final weights; None = a temp dir
+    # Ray Train's per-epoch checkpoints, where a rerun resumes from: a folder or URI every node
+    # reaches (NFS, s3://...) on a cluster; None = the stage's work_dir (one machine)
+    storage_path: str | None = None
+    max_failures: int = setting(0, ge=0)  # worker failures Ray recovers from the last epoch
 
 
 def ray_address(blocks: dict[str, tuple[str, str | None]]) -> tuple[bool, str | None]:

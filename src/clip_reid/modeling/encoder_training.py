@@ -255,8 +255,9 @@ def train_encoder(
     if trainer.engine == "ray":
         from clip_reid.modeling.ray_training import fit_on_ray
 
-        result = fit_on_ray(module, data, stage=STAGE, max_epochs=settings.max_epochs,
-                            trainer=trainer, seed=seed)
+        result = fit_on_ray(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
+                            max_epochs=settings.max_epochs, trainer=trainer, seed=seed,
+                            fingerprint=fingerprint, callbacks=callbacks)
     else:
         result = fit_resumable(module, data, stage=STAGE, work_dir=Path(settings.work_dir),
                                max_epochs=settings.max_epochs, trainer=trainer,

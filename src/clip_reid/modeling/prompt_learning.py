@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
 
 from clip_reid.data.layouts import class_word_for
 from clip_reid.data.samplers import GraphSampler
@@ -197,15 +197,49 @@ class GraphRefresh(Callback):
             self.sampler.update_features(module.all_class_features().float().cpu())
 
 
+class RankShare(Sampler[list[int]]):
+    """Rank ``rank``'s part of every global batch of ``batches``: the batch cut into ``world``
+    consecutive parts as even as possible (a P×K batch with P a multiple of ``world`` gives each
+    rank whole identities). Every rank draws the same global batches (same seed), so the parts
+    are disjoint and together the whole batch; a batch smaller than ``world`` (a short last one)
+    has no part for some rank and is skipped by all, as DDP needs the same step count on each."""
+
+    def __init__(self, batches: Iterable[list[int]], rank: int, world: int) -> None:
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            if len(batch) >= self.world:
+                yield [int(i) for i in torch.tensor(batch).tensor_split(self.world)[self.rank]]
+
+    def __len__(self) -> int:
+        sizes = getattr(self.batches, "sizes", None)
+        return sum(1 for size in sizes() if size >= self.world) if sizes else len(self.batches)
+
+
+class ShuffledBatches(BatchSampler):
+    """``DataLoader(shuffle=True, generator=g, drop_last=False)``'s batches, with their sizes
+    known up front (for :class:`RankShare`'s length)."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, generator: torch.Generator) -> None:
+        super().__init__(RandomSampler(dataset, generator=generator), batch_size, drop_last=False)
+
+    def sizes(self) -> list[int]:
+        total = len(self.sampler)
+        return [min(self.batch_size, total - start) for start in range(0, total, self.batch_size)]
+
+
 class CachedFeaturesDataModule(L.LightningDataModule):
     """Batches of cached features: shuffled (a last partial batch kept, never an empty one),
     or graph-sampled. ``generators`` and ``callbacks`` are what training must restore on
-    resume and run each epoch."""
+    resume and run each epoch. With ``share_batches`` (the Ray engine) every DDP rank takes its
+    :class:`RankShare` of each of these batches, so the global batch stays ``batch_size``."""
 
-    def __init__(self, dataset: CachedFeatures, settings: PromptLearningSettings, seed: int
-                 ) -> None:
+    def __init__(self, dataset: CachedFeatures, settings: PromptLearningSettings, seed: int,
+                 share_batches: bool = False) -> None:
         super().__init__()
         self.dataset, self.batch_size = dataset, settings.batch_size
+        self.share_batches = share_batches
         self.generator = torch.Generator().manual_seed(seed)
         self.sampler: GraphSampler | None = None
         self.callbacks: list[Callback] = []
@@ -226,9 +260,20 @@ class CachedFeaturesDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.sampler is not None:
-            return DataLoader(self.dataset, batch_sampler=self.sampler)
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
-                          drop_last=False, generator=self.generator)
+            return DataLoader(self.dataset, batch_sampler=self._shared(self.sampler))
+        if not self.share_batches:
+            return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True,
+                              drop_last=False, generator=self.generator)
+        # the same draws from the generator as the loader above (its seed, then the order)
+        batches = ShuffledBatches(self.dataset, self.batch_size, self.generator)
+        return DataLoader(self.dataset, batch_sampler=self._shared(batches),
+                          generator=self.generator)
+
+    def _shared(self, batches: Iterable[list[int]]) -> Iterable[list[int]]:
+        trainer = self.trainer
+        if not self.share_batches or trainer is None or trainer.world_size == 1:
+            return batches
+        return RankShare(batches, trainer.global_rank, trainer.world_size)
 
 
 class ProjectionOnly(nn.Module):
@@ -284,6 +329,23 @@ def caption_tokens(
     return tokens
 
 
+def _check_ray_batches(images: int, settings: PromptLearningSettings, workers: int) -> None:
+    """Every Ray worker needs a part of each global batch: refuse a batch smaller than the
+    workers; say that a last shuffled batch that small is skipped."""
+    graph = settings.graph_sampling
+    size, key = ((graph.classes_per_batch * graph.instances_per_class,
+                  "graph_sampling.classes_per_batch x instances_per_class") if graph.enabled
+                 else (settings.batch_size, "batch_size"))
+    if size < workers:
+        raise ValueError(f"prompt_learning.{key} ({size}) is smaller than trainer.ray.num_workers "
+                         f"({workers}): every worker takes a part of each batch; use a larger "
+                         f"batch or fewer workers.")
+    tail = images % settings.batch_size
+    if not graph.enabled and 0 < tail < workers:
+        logger.warning("Stage 1 on %d Ray workers skips each epoch's last batch of %d image(s) "
+                       "(fewer than the workers); the local engine trains on it.", workers, tail)
+
+
 def prompt_learner_checkpoint(
     learner: PromptLearner, spec: ClipSpec, caption_mode: str, caption_finetuned: bool,
     final_loss: float,
@@ -317,15 +379,25 @@ def learn_prompts(
                                   settings.caption_mode)
     tokens = caption_tokens(list(train_features.paths), image_captions, settings.caption_mode,
                             learner, text_encoder, seed)
+    on_ray = trainer.engine == "ray"
     data = CachedFeaturesDataModule(CachedFeatures(train_features.features, labels, tokens),
-                                    settings, seed)
+                                    settings, seed, share_batches=on_ray)
     fingerprint = {"model": model.to_dict(), STAGE: settings.to_dict(),
                    "trainer": trainer.to_dict(), "seed": seed, "num_images": len(labels),
                    "num_classes": num_classes}
-    result = fit_resumable(module.train(), data, stage=STAGE, work_dir=Path(settings.work_dir),
-                           max_epochs=settings.max_epochs, trainer=trainer,
-                           fingerprint=fingerprint, generators=data.generators,
-                           callbacks=[*data.callbacks, *callbacks])
+    if on_ray:
+        from clip_reid.modeling.ray_training import fit_on_ray
+
+        _check_ray_batches(len(labels), settings, trainer.ray.num_workers)
+        result = fit_on_ray(module.train(), data, stage=STAGE, work_dir=Path(settings.work_dir),
+                            max_epochs=settings.max_epochs, trainer=trainer, seed=seed,
+                            fingerprint=fingerprint, generators=data.generators,
+                            callbacks=[*data.callbacks, *callbacks])
+    else:
+        result = fit_resumable(module.train(), data, stage=STAGE,
+                               work_dir=Path(settings.work_dir), max_epochs=settings.max_epochs,
+                               trainer=trainer, fingerprint=fingerprint,
+                               generators=data.generators, callbacks=[*data.callbacks, *callbacks])
     module.eval()
     checkpoint = prompt_learner_checkpoint(learner, model.clip, settings.caption_mode,
                                            clip_backbone.finetuned,

@@ -65,7 +65,7 @@ class TrainerSettings(Settings):
     log_every_n_steps: int = setting(10, ge=1)
     enable_progress_bar: bool = True
     extra: dict[str, Any] = setting(default_factory=dict)  # other L.Trainer arguments
-    engine: str = setting("local", choices=ENGINES)  # ray: stage 2 on Ray Train workers
+    engine: str = setting("local", choices=ENGINES)  # ray: stages 1 and 2 on Ray Train workers
     ray: RayTrainSettings = setting(default_factory=RayTrainSettings)
 
     def __post_init__(self) -> None:
@@ -105,23 +105,36 @@ def resume_checkpoint(work_dir: Path, run_settings: dict[str, Any]) -> Path | No
     """The checkpoint to resume from, if an interrupted run with the same settings left one
     (an unreadable one is moved aside). Otherwise the folder is reset for a fresh run."""
     claim(work_dir)
-    fingerprint_file = work_dir / FINGERPRINT_FILE
-    fingerprint = _fingerprint(run_settings)
     checkpoint = work_dir / RESUME_FILE
-    if checkpoint.is_file() and fingerprint_file.is_file():
-        if json.loads(fingerprint_file.read_text()).get("fingerprint") == fingerprint:
+    if checkpoint.is_file():
+        if same_settings(work_dir, run_settings):
             if _readable(checkpoint):
-                logger.info("Resuming from %s%s", checkpoint, _link_to_interrupted_run(work_dir))
+                logger.info("Resuming from %s%s", checkpoint, link_to_interrupted_run(work_dir))
                 return checkpoint
         else:
             logger.warning("Ignoring %s: it was written with other settings.", checkpoint)
-    remove_own_files(work_dir)
-    fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint, "settings": run_settings},
-                                           default=str, indent=2))
+    start_afresh(work_dir, run_settings)
     return None
 
 
-def _link_to_interrupted_run(work_dir: Path) -> str:
+def same_settings(work_dir: Path, run_settings: dict[str, Any]) -> bool:
+    """Whether the run that last trained into ``work_dir`` had these settings (its state may
+    then be resumed; any other state is incompatible)."""
+    path = work_dir / FINGERPRINT_FILE
+    return (path.is_file()
+            and json.loads(path.read_text()).get("fingerprint") == _fingerprint(run_settings))
+
+
+def start_afresh(work_dir: Path, run_settings: dict[str, Any]) -> None:
+    """Remove the stage's earlier state from its (claimed) work folder and record the settings
+    of the run that trains into it now."""
+    remove_own_files(work_dir)
+    (work_dir / FINGERPRINT_FILE).write_text(json.dumps(
+        {"fingerprint": _fingerprint(run_settings), "settings": run_settings},
+        default=str, indent=2))
+
+
+def link_to_interrupted_run(work_dir: Path) -> str:
     """Tag the active MLflow run with the run whose checkpoint it resumes (its metrics of the
     epochs before the interruption live there); `` (MLflow run <id>)`` for the log line."""
     path = work_dir / RUN_FILE
@@ -132,7 +145,7 @@ def _link_to_interrupted_run(work_dir: Path) -> str:
     return f", left by MLflow run {previous} (tag {RESUMED_FROM_TAG})"
 
 
-def _record_run(work_dir: Path) -> None:
+def record_run(work_dir: Path) -> None:
     """Which MLflow run trains into ``work_dir`` now, for a later resume to name."""
     run = mlflow.active_run()
     if run is not None:
@@ -350,7 +363,7 @@ def fit_resumable(
     ``callbacks`` are added to the Trainer (e.g. a test's crash injector).
     """
     resume = resume_checkpoint(work_dir, fingerprint)
-    _record_run(work_dir)
+    record_run(work_dir)
     fit = build_trainer(trainer, max_epochs, work_dir, stage,
                         [RandomState(generators), *callbacks])
     data_kind = "datamodule" if isinstance(data, L.LightningDataModule) else "train_dataloaders"

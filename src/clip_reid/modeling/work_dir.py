@@ -11,6 +11,7 @@ file can take, so two in the same second do not overwrite each other.
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ FINGERPRINT_FILE = "settings.json"
 PROGRESS_FILE = "progress.json"
 RUN_FILE = "mlflow_run.json"  # the MLflow run that trained into the folder: a resume links to it
 MARKER_FILE = ".clip_reid_work_dir"  # written into every work folder the project uses
+RAY_RUN_DIR = "ray_train"  # Ray Train's checkpoints of a `trainer.engine: ray` stage
 OWN_FILES = (RESUME_FILE, f"{RESUME_FILE}.partial", FINGERPRINT_FILE, PROGRESS_FILE, RUN_FILE)
 ASIDE_INFIX = ".unreadable-"  # last.ckpt.unreadable-<time>: a damaged checkpoint moved aside
 CREATED, ADOPTED = "created", "adopted"  # the marker's content: may the stage remove the folder?
@@ -47,8 +49,8 @@ def check_work_dir(work_dir: Path, key: str = "work_dir") -> None:
         raise WorkDirError(
             f"work_dir {work_dir} is not empty and was not created by clip-reid (no "
             f"{MARKER_FILE} in it): it holds {shown}. A stage writes and later deletes "
-            f"{', '.join(OWN_FILES)} there, so it only uses a new or empty folder: move those "
-            f"files out of {work_dir}, or set {key} to a new folder, e.g. "
+            f"{', '.join((*OWN_FILES, RAY_RUN_DIR))} there, so it only uses a new or empty "
+            f"folder: move those files out of {work_dir}, or set {key} to a new folder, e.g. "
             f"--params {key}={_free_sibling(work_dir)}."
         )
 
@@ -80,6 +82,7 @@ def remove_own_files(work_dir: Path) -> None:
     """Delete the files a stage writes (never anything else)."""
     for name in OWN_FILES:
         (work_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(work_dir / RAY_RUN_DIR, ignore_errors=True)
 
 
 def finish(work_dir: Path) -> None:

@@ -1,5 +1,5 @@
-"""`kedro run` with every engine on Ray (a two-node loopback cluster): stage 2 on 2 Ray Train
-workers, query/gallery and gallery embedding on Ray Data. The run saves the model once, is one
+"""`kedro run` with every engine on Ray (a two-node loopback cluster): stages 1 and 2 on 2 Ray
+Train workers, query/gallery and gallery embedding on Ray Data. The run saves the model once, is one
 MLflow run, and the local engine then gives the same predictions CSV and features (1e-5)."""
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def ray_run(project, address) -> subprocess.CompletedProcess:
 
 def test_full_on_ray_saves_once_in_one_mlflow_run(project, ray_run):
     log = ray_run.stdout + ray_run.stderr
+    assert "prompt_learning epoch 2 (Ray, 2 workers)" in log
     assert "encoder_training epoch 2 (Ray, 2 workers)" in log
     assert "Ray: disconnected." in log
     assert len(_versions(project, "06_models/reid_model.pt")) == 1
@@ -69,7 +70,8 @@ def test_full_on_ray_saves_once_in_one_mlflow_run(project, ray_run):
         runs = db.execute("SELECT status FROM runs").fetchall()
         metrics = {key for (key,) in db.execute("SELECT key FROM metrics")}
     assert runs == [("FINISHED",)]
-    assert {"encoder_training/loss_epoch", "encoder_training/lr", "evaluation/mAP"} <= metrics
+    assert {"prompt_learning/loss", "encoder_training/loss_epoch", "encoder_training/lr",
+            "evaluation/mAP"} <= metrics
 
 
 def test_local_evaluation_gives_the_ray_run_predictions(project, ray_run):

@@ -24,7 +24,6 @@ from clip_reid.project.kedro_private import (
     RUNNER_RECORD,
     TURN_PIPELINE_TO_ML,
     UNKNOWN_PIPELINE,
-    create_hook_manager,
     kedro_split_params,
     mlflow_enabled,
     mlflow_run_started_outside,
@@ -119,9 +118,3 @@ def test_kedro_session_still_words_an_unknown_pipeline_this_way():
 
 def test_the_runner_kedro_records_is_named_by_its_class():
     assert RUNNER_RECORD.search(str(SequentialRunner()))[1] == "SequentialRunner"
-
-
-def test_the_hand_made_hook_manager_carries_kedros_hook_specifications():
-    manager = create_hook_manager()
-    assert {"after_context_created", "after_catalog_created", "before_pipeline_run"} <= {
-        name for name in dir(manager.hook) if not name.startswith("_")}

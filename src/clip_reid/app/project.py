@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kedro.framework.hooks import _create_hook_manager  # exported: kedro.framework.hooks.__all__
 from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
-
-from clip_reid.project.kedro_private import create_hook_manager
 
 
 class NotAProjectError(RuntimeError):
@@ -63,6 +62,6 @@ def open_project(path: Path, env: str | None, runtime_params: dict[str, Any]) ->
                                           **settings.CONFIG_LOADER_ARGS)
     context = settings.CONTEXT_CLASS(project_path=path, config_loader=loader, env=env,
                                      package_name=metadata.package_name,
-                                     hook_manager=create_hook_manager(),
+                                     hook_manager=_create_hook_manager(),
                                      runtime_params=runtime_params, pipelines_to_validate=[])
     return Project(path, env, dict(context.params), context.catalog, dict(loader["catalog"]))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kedro.framework.cli.utils import _split_params as kedro_split_params
-from kedro.framework.hooks import _create_hook_manager as create_hook_manager
 from kedro.io import AbstractVersionedDataset, Version
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
@@ -30,18 +29,12 @@ __all__ = [
     "RUNNER_RECORD",
     "TURN_PIPELINE_TO_ML",
     "UNKNOWN_PIPELINE",
-    "create_hook_manager",
     "kedro_split_params",
     "mlflow_enabled",
     "mlflow_run_started_outside",
     "pin_load_to_save_version",
     "saved_path",
 ]
-
-# --- Kedro functions ---
-# create_hook_manager: a session-free hook manager for a context built by hand (the search page
-# loads the catalog without running a pipeline); in kedro.framework.hooks.__all__, but
-# underscore-named. kedro_split_params: how `--params` is split into keys and values.
 
 # --- kedro-mlflow methods the project overrides ---
 # PipelineML re-checks its training/inference binding in this method whenever the pipeline is

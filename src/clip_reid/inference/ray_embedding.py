@@ -169,9 +169,9 @@ def embed_on_ray(checkpoint: ReidCheckpoint, paths: Sequence[str], camids: Seque
     return collect_in_order(dataset, len(paths), reader)
 
 
-class RayEmbedder:
-    """The ``Embedder`` of ``GalleryIndex.build`` on Ray: same fingerprint and features as a
-    FeatureExtractor of the same checkpoint (to float tolerance)."""
+class RayCheckpointEmbedder:
+    """What every Ray gallery embedder holds: the checkpoint, the engine settings, the batch
+    size, and the model's identity and widths (a store checks them before adding rows)."""
 
     def __init__(self, checkpoint: ReidCheckpoint, settings: EmbeddingEngineSettings,
                  batch_size: int) -> None:
@@ -181,6 +181,11 @@ class RayEmbedder:
         self.fingerprint = checkpoint.fingerprint
         self.projection_dim = checkpoint.projection_dim
         self.feature_dim = checkpoint.feature_dim
+
+
+class RayEmbedder(RayCheckpointEmbedder):
+    """The ``Embedder`` of ``GalleryIndex.build`` on Ray: same fingerprint and features as a
+    FeatureExtractor of the same checkpoint (to float tolerance)."""
 
     def __call__(self, images: list[Any], camids: Sequence[int] | None = None) -> torch.Tensor:
         cameras = checked_cameras(self._checkpoint, camids, len(images))

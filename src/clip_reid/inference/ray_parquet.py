@@ -26,15 +26,14 @@ import pyarrow.fs as pafs
 import ray
 import torch
 
-from clip_reid.engine_settings import EmbeddingEngineSettings
 from clip_reid.inference.milvus_gallery import image_id
 from clip_reid.inference.ray_embedding import (
     INFERENCE_READER,
+    RayCheckpointEmbedder,
     Reader,
     checked_cameras,
     embedding_dataset,
 )
-from clip_reid.modeling.reid_checkpoint import ReidCheckpoint
 from clip_reid.ray_session import connect
 
 logger = logging.getLogger(__name__)
@@ -110,19 +109,10 @@ def read_chunks(filesystem: pafs.FileSystem, path: str,
         yield frame, torch.from_numpy(vectors.copy())
 
 
-class ParquetRayEmbedder:
+class ParquetRayEmbedder(RayCheckpointEmbedder):
     """The Ray embedder of ``output: parquet``: ``stream`` embeds a gallery frame in one Ray run
     whose rows go to Parquet, then yields them back in chunks of ``stream_rows`` (in file order,
     each row tagged with its position in the frame)."""
-
-    def __init__(self, checkpoint: ReidCheckpoint, settings: EmbeddingEngineSettings,
-                 batch_size: int) -> None:
-        self._checkpoint = checkpoint
-        self._settings = settings
-        self._batch_size = batch_size
-        self.fingerprint = checkpoint.fingerprint
-        self.projection_dim = checkpoint.projection_dim
-        self.feature_dim = checkpoint.feature_dim
 
     def stream(self, images: pd.DataFrame) -> Iterator[tuple[pd.DataFrame, torch.Tensor]]:
         """``images`` (path, pid, camid, timestamp) embedded: (rows, features) chunks; the rows'

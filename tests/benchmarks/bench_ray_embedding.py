@@ -1,9 +1,10 @@
 """Embedding throughput, local loop against Ray Data, on generated crops at the recipe size.
 
-Four configurations embed the same JPEG crops (random pixels, 128x256 px, resized to the
+Five configurations embed the same JPEG crops (random pixels, 128x256 px, resized to the
 recipe's 256x128 input) with a random tiny-rn ReID model:
 
-- local: ``FeatureExtractor`` in this process (one torch thread);
+- local: ``FeatureExtractor`` (one torch thread) in a fresh process with glibc's default malloc,
+  and again with the allocator settings the Ray model actors get (``KEEP_FREED_MEMORY``);
 - ray 1 actor / ray 2 actors: a one-node loopback Ray cluster with 2 CPUs;
 - 2 nodes x 1 actor: two one-CPU nodes on loopback, one model actor on each.
 
@@ -19,7 +20,7 @@ embedded) and the wall time, for the faiss and milvus-lite stores with ``output:
 ``output: parquet`` (each in a fresh process on a one-node, 2-CPU loopback cluster; milvus-lite's
 own server process is not counted).
 
-Usage: python tests/benchmarks/bench_ray_embedding.py [--images 2000] [--batch-size 64]
+Usage: python tests/benchmarks/bench_ray_embedding.py [--images 20000] [--batch-size 64]
        python tests/benchmarks/bench_ray_embedding.py --driver-memory [--images 20000]
 """
 
@@ -46,13 +47,16 @@ from ray_cluster import loopback_cluster  # noqa: E402
 from clip_reid.data.transforms import normalization_for  # noqa: E402
 from clip_reid.engine_settings import EmbeddingEngineSettings  # noqa: E402
 from clip_reid.inference import FeatureExtractor  # noqa: E402
+from clip_reid.inference.ray_embedding import KEEP_FREED_MEMORY  # noqa: E402
 from clip_reid.modeling import ClipReidModel, ClipSpec, ReidCheckpoint, load_clip  # noqa: E402
 from clip_reid.modeling.model_settings import ModelSettings  # noqa: E402
 
 IMAGE_SIZE = (256, 128)
 CROP_SIZE = (128, 256)  # width, height of the JPEG files
 MIN_ACTOR_SPEEDUP = 1.6
-OBJECT_STORE_BYTES = 150 * 2**20  # per node; decoded batches stream through it
+# per node; decoded batches stream through it. Ray's own default is 30 % of the RAM; at 150 MB
+# Ray Data's budget held the decoding stage back (2 actors 1.51x one, against 1.56-1.61x here).
+OBJECT_STORE_BYTES = 2**30
 
 
 def write_crops(folder: Path, count: int) -> list[str]:
@@ -73,12 +77,24 @@ def tiny_checkpoint() -> ReidCheckpoint:
     return ReidCheckpoint.from_model(model, {"mean": mean, "std": std})
 
 
-def run_local(checkpoint: ReidCheckpoint, paths: list[str], batch_size: int) -> float:
+def run_local(folder: Path, batch_size: int, allocator: dict[str, str]) -> float:
+    """Images/s of FeatureExtractor in a fresh process started with ``allocator`` in its
+    environment (glibc reads malloc settings only at start-up)."""
+    done = subprocess.run([sys.executable, __file__, "--local-child", str(folder),
+                           "--batch-size", str(batch_size)],
+                          capture_output=True, text=True, env={**os.environ, **allocator})
+    if done.returncode:
+        raise RuntimeError(f"local run failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.split("RESULT")[-1])
+
+
+def local_child(folder: Path, batch_size: int) -> None:
     torch.set_num_threads(1)
-    extractor = FeatureExtractor(checkpoint, batch_size=batch_size)
+    paths = sorted(str(path) for path in folder.glob("*.jpg"))
+    extractor = FeatureExtractor(tiny_checkpoint(), batch_size=batch_size)
     start = time.perf_counter()
     extractor(paths)
-    return len(paths) / (time.perf_counter() - start)
+    print(f"RESULT {len(paths) / (time.perf_counter() - start)}")
 
 
 def run_ray(checkpoint: ReidCheckpoint, paths: list[str], batch_size: int,
@@ -191,14 +207,18 @@ def driver_memory(paths: list[str], batch_size: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--driver-memory", action="store_true",
                         help="driver RSS of a gallery, output memory vs parquet")
     parser.add_argument("--driver-memory-child", nargs=3, metavar=("FOLDER", "STORE", "OUTPUT"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--local-child", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process, Ray workers too
+    if args.local_child:
+        local_child(Path(args.local_child), args.batch_size)
+        return 0
     if args.driver_memory_child:
         folder, store, output = args.driver_memory_child
         driver_memory_child(Path(folder), store, output, args.batch_size)
@@ -212,8 +232,10 @@ def main() -> int:
         paths = write_crops(Path(folder), args.images)
         print(f"{args.images} crops of {CROP_SIZE[0]}x{CROP_SIZE[1]} px -> {IMAGE_SIZE}, "
               f"tiny-rn, batch {args.batch_size}; load average {os.getloadavg()[0]:.1f}")
-        figures = {"local": run_local(checkpoint, paths, args.batch_size)}
-        print(f"local (1 torch thread): {figures['local']:.1f} images/s")
+        figures = {}
+        for name, allocator in (("local", {}), ("local, actors' malloc", KEEP_FREED_MEMORY)):
+            figures[name] = run_local(Path(folder), args.batch_size, allocator)
+            print(f"{name} (1 torch thread): {figures[name]:.1f} images/s")
         runs = [("ray 1 actor", 1, 2, EmbeddingEngineSettings(engine="ray", actors=1)),
                 ("ray 2 actors", 1, 2, EmbeddingEngineSettings(
                     engine="ray", actors=2, cpus_per_actor=0.5, decode_cpus=0.5)),

@@ -10,6 +10,8 @@ from clip_reid.data.transforms import (
     HALF_STD,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    build_normaliser,
+    build_test_resize,
     build_test_transform,
     build_train_transform,
     normalization_for,
@@ -74,6 +76,18 @@ def test_train_transform_resizes_bicubic(crop):
         torch.testing.assert_close(output, bicubic_reference(crop))
         bilinear = pil_reference(crop, Image.Resampling.BILINEAR, IMAGENET_MEAN, IMAGENET_STD)
         assert (output - bilinear).abs().mean() > 0.01
+
+
+def test_resize_then_normaliser_is_the_test_transform_one_image_or_a_batch(crop):
+    # Ray's decoding stage ships build_test_resize's uint8 pixels; its actors normalise batches
+    resized = build_test_resize(SIZE)(crop)
+    assert resized.dtype == torch.uint8 and resized.shape == (3, *SIZE)
+    normalise = build_normaliser(IMAGENET_MEAN, IMAGENET_STD)
+    whole = build_test_transform(SIZE, IMAGENET_MEAN, IMAGENET_STD)(crop)
+    assert torch.equal(normalise(resized), whole)
+    batch = normalise(torch.stack([resized, resized.flip(-1)]))
+    assert type(batch) is torch.Tensor and torch.equal(batch[0], whole)
+    assert not torch.equal(batch[1], whole)
 
 
 def test_test_transform_is_deterministic(crop):

@@ -83,23 +83,31 @@ def build_test_transform(
     features use ``T.Resize``'s default (the two differ by 0.016 per normalised value on average
     on the demo's 64×128 crops resized to 256×128).
     """
+    return T.Compose([build_test_resize(size), build_normaliser(mean, std)])
+
+
+def build_test_resize(size: Sequence[int]) -> T.Compose:
+    """The first half of ``build_test_transform``: PIL crop → resized uint8 tensor [3, H, W].
+    Ray's decoding stage ships this (a quarter of the float32 bytes) to the model actors."""
     height, width = _checked_size(size)
-    _check_normalisation(mean, std)
     return T.Compose(
-        [
-            T.Resize((height, width), interpolation=InterpolationMode.BILINEAR),
-            *_to_normalised_tensor(mean, std),
-            T.ToPureTensor(),
-        ]
+        [T.Resize((height, width), interpolation=InterpolationMode.BILINEAR), T.ToImage()]
     )
 
 
+def build_normaliser(mean: Sequence[float], std: Sequence[float]) -> T.Compose:
+    """The second half of ``build_test_transform``: uint8 image(s) → normalised float32, for one
+    image [3, H, W] or a batch [N, 3, H, W]."""
+    _check_normalisation(mean, std)
+    return T.Compose([*_scaled_and_normalised(mean, std), T.ToPureTensor()])
+
+
 def _to_normalised_tensor(mean: Sequence[float], std: Sequence[float]) -> list[T.Transform]:
-    return [
-        T.ToImage(),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(mean=list(mean), std=list(std)),
-    ]
+    return [T.ToImage(), *_scaled_and_normalised(mean, std)]
+
+
+def _scaled_and_normalised(mean: Sequence[float], std: Sequence[float]) -> list[T.Transform]:
+    return [T.ToDtype(torch.float32, scale=True), T.Normalize(mean=list(mean), std=list(std))]
 
 
 def _checked_size(size: Sequence[int]) -> tuple[int, int]:

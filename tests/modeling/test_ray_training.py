@@ -29,6 +29,7 @@ import torch
 from builders import base_parameters
 from ray_cluster import joined_cluster
 from torch.utils.data import DataLoader, TensorDataset
+from toy_regression import GlobalBatchShares, Regression, regression_rows
 
 from clip_reid.data.image_dataset import ReidImageDataset
 from clip_reid.data.samplers import RandomIdentitySampler
@@ -82,54 +83,88 @@ def _fit_locally(module: L.LightningModule, loader: DataLoader, epochs: int) -> 
               use_distributed_sampler=False).fit(module, train_dataloaders=loader)
 
 
-class _Regression(L.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(4, 1)
-        torch.nn.init.constant_(self.layer.weight, 0.5)
-        torch.nn.init.zeros_(self.layer.bias)
-
-    def training_step(self, batch, _):
-        x, y = batch
-        loss = (self.layer(x).squeeze(1) - y).pow(2).mean()
-        self.log("loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.05)
-
-
-def _regression_rows() -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
-    return x, x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1
-
-
-class _GlobalBatchShares(L.LightningDataModule):
-    """Global batch b is rows [8b, 8b+8); rank r of n trains on its r-th share of each."""
-
-    def train_dataloader(self) -> DataLoader:
-        world, rank = self.trainer.world_size, self.trainer.global_rank
-        share = 8 // world
-        rows = [row for start in range(0, 64, 8)
-                for row in range(start + rank * share, start + (rank + 1) * share)]
-        x, y = _regression_rows()
-        return DataLoader(TensorDataset(x[rows], y[rows]), batch_size=share, shuffle=False)
-
-
 def test_a_mean_loss_trains_to_the_single_process_weights(address, tmp_path):
     from clip_reid.modeling.ray_training import fit_on_ray
 
-    local = _Regression()
-    _fit_locally(local, DataLoader(TensorDataset(*_regression_rows()), batch_size=8), 3)
-    remote = _Regression()
+    local = Regression()
+    _fit_locally(local, DataLoader(TensorDataset(*regression_rows()), batch_size=8), 3)
+    remote = Regression()
     work = tmp_path / "work"
-    result = fit_on_ray(remote, _GlobalBatchShares(), stage="toy", work_dir=work, max_epochs=3,
+    result = fit_on_ray(remote, GlobalBatchShares(), stage="toy", work_dir=work, max_epochs=3,
                         trainer=_trainer(address), seed=0, fingerprint={"toy": 1})
     assert result.epochs == 3 and result.metrics["loss"] > 0
     assert not work.exists()  # Ray Train's checkpoints and the work folder are gone
     for name, value in local.state_dict().items():
         assert torch.allclose(remote.state_dict()[name], value, atol=1e-6), name
     assert not torch.allclose(remote.layer.weight, torch.full((1, 4), 0.5))  # it did train
+
+
+CTRL_C_CHILD = """
+import sys, time
+from pathlib import Path
+
+import lightning as L
+import ray
+from toy_regression import GlobalBatchShares, Regression
+
+from clip_reid.engine_settings import RayTrainSettings
+from clip_reid.modeling.ray_training import fit_on_ray
+from clip_reid.modeling.trainer import TrainerSettings
+
+address, work, notes = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
+
+class SlowSecondEpoch(L.Callback):
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            (notes / f"rank{trainer.global_rank}").touch()
+            time.sleep(300)
+
+
+ray.init(address=address, log_to_driver=False)
+fit_on_ray(Regression(), GlobalBatchShares(), stage="toy", work_dir=work, max_epochs=3,
+           trainer=TrainerSettings(accelerator="cpu", enable_progress_bar=False, engine="ray",
+                                   ray=RayTrainSettings(address=address, num_workers=2)),
+           seed=0, fingerprint={"toy": 1}, callbacks=[SlowSecondEpoch()])
+"""
+
+
+def test_ctrl_c_during_a_ray_stage_fails_the_driver_and_the_rerun_resumes(address, tmp_path):
+    """Ray Train's own Ctrl-C handler aborts the workers and exits with status 0; the driver
+    must fail instead (TrainingInterrupted with the resume advice), keep the finished epoch's
+    checkpoint, and a rerun must end at the uninterrupted weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from clip_reid.modeling.ray_training import RunFolder, fit_on_ray
+
+    work, notes = tmp_path / "work", tmp_path / "notes"
+    notes.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, address, str(work),
+                              str(notes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.monotonic() + 240
+    while not list(notes.iterdir()) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)  # the workers are in epoch 2, epoch 1's checkpoint is reported
+    assert child.poll() is None, child.communicate()[0][-3000:]
+    child.send_signal(signal.SIGINT)
+    output = child.communicate(timeout=120)[0]
+    assert child.returncode != 0, output[-3000:]
+    assert "toy on Ray Train was interrupted (Ctrl-C) after epoch 1 of 3" in output, output[-3000:]
+    assert "Run the same command again" in output
+    assert RunFolder.of(None, work, "toy").last_epoch() == 1
+
+    local = Regression()
+    _fit_locally(local, DataLoader(TensorDataset(*regression_rows()), batch_size=8), 3)
+    resumed, handler = Regression(), signal.getsignal(signal.SIGINT)
+    result = fit_on_ray(resumed, GlobalBatchShares(), stage="toy", work_dir=work, max_epochs=3,
+                        trainer=_trainer(address), seed=0, fingerprint={"toy": 1})
+    assert result.epochs == 3 and not work.exists()
+    for name, value in local.state_dict().items():
+        assert torch.allclose(resumed.state_dict()[name], value, atol=1e-6), name
+    assert signal.getsignal(signal.SIGINT) is handler  # Ray Train's handler is not left behind
 
 
 @pytest.fixture(scope="module")
@@ -316,17 +351,16 @@ def _stage1_single_process(features, backbone, model, settings, sampler_seed: in
     return initial, learner.state_dict()
 
 
-def test_stage1_on_two_workers_ends_at_the_single_process_weights(address, tiny_index,
-                                                                      tmp_path):
-    """Stage 1 (prompt learning) through the same Ray path: each worker takes its part of
-    every shuffled global batch. SupCon contrasts within a batch, so (as in stage 2) the
-    comparison is one process averaging the per-part losses."""
+@pytest.fixture(scope="module")
+def stage1(tiny_index, tmp_path_factory):
+    """Stage 1 of the tiny demo on fixed random features: (features, backbone, model settings,
+    stage settings); 2 epochs of global batch 12 (64 images: the last batch of 4 splits 2 + 2)."""
     params = base_parameters("model", "prompt_learning")
     params["model"]["image_size"] = [64, 32]
     model = ModelSettings.from_params(params["model"])
     settings = PromptLearningSettings.from_params(
         {**params["prompt_learning"], "max_epochs": 2, "batch_size": 12,
-         "work_dir": str(tmp_path / "work")}).for_layout("demo")
+         "work_dir": str(tmp_path_factory.mktemp("stage1") / "work")}).for_layout("demo")
     settings = replace(settings, optimizer=replace(settings.optimizer, warmup_epochs=0))
     train = select_split(tiny_index, "train")
     features = TrainImageFeatures(
@@ -334,16 +368,63 @@ def test_stage1_on_two_workers_ends_at_the_single_process_weights(address, tiny_
                                                   generator=torch.Generator().manual_seed(2))),
         torch.tensor(train["label"].to_numpy()), tuple(train["path"]))
     backbone = ClipBackbone.of(ClipSpec(**params["model"]["clip"]))
-    checkpoint, text = learn_prompts(features, NO_CAPTIONS, backbone, model, settings,
-                                     _trainer(address), 0)
+    return features, backbone, model, settings
+
+
+@pytest.fixture(scope="module")
+def stage1_on_ray(address, stage1):
+    """The uninterrupted 2-worker stage 1 (one Ray run shared by the tests below)."""
+    features, backbone, model, settings = stage1
+    return learn_prompts(features, NO_CAPTIONS, backbone, model, settings, _trainer(address), 0)
+
+
+def test_stage1_on_two_workers_ends_at_the_single_process_weights(stage1, stage1_on_ray):
+    """Stage 1 (prompt learning) through the same Ray path: each worker takes its part of
+    every shuffled global batch. SupCon contrasts within a batch, so (as in stage 2) the
+    comparison is one process averaging the per-part losses."""
+    features, backbone, model, settings = stage1
+    checkpoint, text = stage1_on_ray
     initial, single = _stage1_single_process(features, backbone, model, settings, 0)
     _, other_order = _stage1_single_process(features, backbone, model, settings, 1)
     update = _distance(single, initial, ["ctx"])
     gap = _distance(dict(checkpoint.state_dict), single, ["ctx"])
     order_gap = _distance(other_order, single, ["ctx"])
-    print(f"stage 1 ({len(train)} images, batch {settings.batch_size}): update {update:.4g}, "
-          f"Ray vs one process {gap:.4g}, other batch order {order_gap:.4g}")
+    print(f"stage 1 ({len(features.labels)} images, batch {settings.batch_size}): update "
+          f"{update:.4g}, Ray vs one process {gap:.4g}, other batch order {order_gap:.4g}")
     assert set(checkpoint.state_dict) == set(single)
     assert gap < 1e-3 * update and order_gap > 0.1 * update
     assert text.features.shape[0] == features.num_classes
-    assert not (tmp_path / "work").exists()
+    assert not Path(settings.work_dir).exists()
+
+
+def test_an_interrupted_ray_stage1_resumes_and_ends_at_the_uninterrupted_weights(
+        address, stage1, stage1_on_ray, tmp_path, mlflow_tracking):
+    """Stage 1's resume restores what stage 2's does not have: the shuffling generator of its
+    cached-feature batches, so the resumed epoch draws the uninterrupted run's batches."""
+    features, backbone, model, settings = stage1
+    work = tmp_path / "work"
+    settings = replace(settings, work_dir=str(work))
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    with mlflow.start_run() as interrupted, pytest.raises(
+            TrainingInterrupted, match="after epoch 1 of 2"):
+        learn_prompts(features, NO_CAPTIONS, backbone, model, settings, _trainer(address), 0,
+                      callbacks=[_FailAtEpoch(first, epoch=1)])
+    assert (work / RAY_RUN_DIR / "epoch_0001").is_dir()
+
+    torch.manual_seed(12345)  # the resumed run must not depend on the state the failure left
+    with mlflow.start_run() as rerun:
+        checkpoint, text = learn_prompts(features, NO_CAPTIONS, backbone, model, settings,
+                                         _trainer(address), 0,
+                                         callbacks=[_FailAtEpoch(second, epoch=None)])
+    assert _started(second) == ["rank0-epoch1", "rank1-epoch1"]  # only the epoch left
+    uninterrupted, uninterrupted_text = stage1_on_ray
+    assert checkpoint.state_dict.keys() == uninterrupted.state_dict.keys()
+    for name, value in uninterrupted.state_dict.items():
+        assert torch.equal(checkpoint.state_dict[name], value), name
+    assert torch.equal(text.features, uninterrupted_text.features)
+    assert mlflow.get_run(rerun.info.run_id).data.tags[RESUMED_FROM_TAG] == \
+        interrupted.info.run_id
+    losses = mlflow.MlflowClient().get_metric_history(rerun.info.run_id, "prompt_learning/loss")
+    assert sorted({point.step for point in losses}) == [0, 1]
+    assert not work.exists()

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,24 +174,34 @@ def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage:
     workers = trainer.ray.num_workers
     payload = cloudpickle.dumps({"module": module, "data": data, "generators": list(generators),
                                  "callbacks": list(callbacks)})
+    trainer_run = TorchTrainer(
+        _train_worker,
+        train_loop_config={"payload": payload, "trainer": trainer, "seed": seed,
+                           "max_epochs": max_epochs},
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=trainer.ray.use_gpu,
+            resources_per_worker={"CPU": trainer.ray.cpus_per_worker}),
+        run_config=RunConfig(name=run.name, storage_path=run.root,
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             failure_config=FailureConfig(max_failures=trainer.ray.max_failures)),
+    )
+    resume = (f"Run the same command again to resume from the last finished epoch, kept in "
+              f"{run}.")
     try:
-        result = TorchTrainer(
-            _train_worker,
-            train_loop_config={"payload": payload, "trainer": trainer, "seed": seed,
-                               "max_epochs": max_epochs},
-            scaling_config=ScalingConfig(
-                num_workers=workers, use_gpu=trainer.ray.use_gpu,
-                resources_per_worker={"CPU": trainer.ray.cpus_per_worker}),
-            run_config=RunConfig(name=run.name, storage_path=run.root,
-                                 checkpoint_config=CheckpointConfig(num_to_keep=1),
-                                 failure_config=FailureConfig(
-                                     max_failures=trainer.ray.max_failures)),
-        ).fit()
+        with _caller_keeps_ctrl_c():
+            result = trainer_run.fit()
     except ray.train.TrainingFailedError as error:
         raise TrainingInterrupted(
             f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs} (the "
-            f"workers' error is chained below). Run the same command again to resume from the "
-            f"last finished epoch, kept in {run}."
+            f"workers' error is chained below). {resume}") from error
+    except SystemExit:  # Ray Train's Ctrl-C handler, after aborting the workers
+        raise TrainingInterrupted(
+            f"{stage} on Ray Train was interrupted (Ctrl-C) after epoch {run.last_epoch()} of "
+            f"{max_epochs}. {resume}") from None
+    except ray.exceptions.RayActorError as error:
+        raise TrainingInterrupted(
+            f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs}: its "
+            f"controller ended (Ctrl-C aborts it; so does losing its node). {resume}"
         ) from error
     with result.checkpoint.as_directory() as folder:
         state = torch.load(Path(folder) / RESUME_FILE, map_location="cpu", weights_only=True)
@@ -200,6 +212,20 @@ def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage:
     _log_history(stage, history, workers)
     last = {k: v for k, v in history[-1].items() if k != "epoch"}
     return FitResult(len(history), last)
+
+
+@contextmanager
+def _caller_keeps_ctrl_c() -> Iterator[None]:
+    """Ray Train answers Ctrl-C by aborting its workers and calling ``sys.exit(0)`` (or its
+    controller actor dies under the waiting driver), and it leaves its SIGINT handler installed
+    after the fit, where a later Ctrl-C would exit with status 0 too. The caller turns the exit
+    into :class:`TrainingInterrupted` (status 0 would end the Kedro run as a success with no
+    model, and MLflow would mark it FINISHED); here the caller's own handler is put back."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _resume_or_start_afresh(work_dir: Path, fingerprint: dict[str, Any], run: RunFolder) -> None:

@@ -14,9 +14,10 @@ decoding tasks and of the model actors) follow each Ray figure. On 2 free cores,
 should give >= 1.6x one actor (MIN_ACTOR_SPEEDUP); a machine shared with other jobs gives
 less, so the check only prints.
 
-``--driver-memory`` measures instead what a gallery costs the driver process: the peak growth of
-its resident memory (VmRSS, sampled every 20 ms, over the RSS just before the gallery is
-embedded) and the wall time, for the faiss and milvus-lite stores with ``output: memory`` and
+``--driver-memory`` measures instead what a gallery costs the driver process: the peak growth,
+sampled every 20 ms over the values just before the gallery is embedded, of its private memory
+(RssAnon) and of the object-store pages it maps (RssShmem, which VmRSS also counts), and the
+wall time, for the faiss and milvus-lite stores with ``output: memory`` and
 ``output: parquet`` (each in a fresh process on a one-node, 2-CPU loopback cluster; milvus-lite's
 own server process is not counted).
 
@@ -125,16 +126,23 @@ def stage_lines(stats: str) -> str:
                      if line.strip().startswith(keep) or "* Remote" in line)
 
 
-def resident_mb() -> float:
-    """This process's resident memory now (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+MEMORY_FIELDS = ("RssAnon", "RssShmem")  # the process's own memory; object-store pages it maps
+
+
+def resident_mb() -> dict[str, float]:
+    """This process's resident memory now, in MB: its private memory (RssAnon) and the shared
+    memory it has mapped (RssShmem: Ray's object store, whose pages count in VmRSS too although
+    they belong to the node's store, bounded by its size)."""
+    fields = dict(line.split(":", 1) for line in
+                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    if any(field not in fields for field in MEMORY_FIELDS):
+        raise RuntimeError(f"no {MEMORY_FIELDS} in /proc/self/status (Linux only)")
+    return {field: int(fields[field].split()[0]) / 1024 for field in MEMORY_FIELDS}
 
 
 class PeakSampler:
-    """The highest VmRSS seen while the ``with`` block runs (sampled every 20 ms)."""
+    """The highest value of each ``MEMORY_FIELDS`` entry seen while the ``with`` block runs
+    (sampled every 20 ms)."""
 
     def __enter__(self) -> PeakSampler:
         self.peak, self._done = resident_mb(), threading.Event()
@@ -144,17 +152,21 @@ class PeakSampler:
 
     def _sample(self) -> None:
         while not self._done.wait(0.02):
-            self.peak = max(self.peak, resident_mb())
+            self._update()
+
+    def _update(self) -> None:
+        now = resident_mb()
+        self.peak = {field: max(self.peak[field], now[field]) for field in MEMORY_FIELDS}
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
-        self.peak = max(self.peak, resident_mb())
+        self._update()
 
 
 def driver_memory_child(folder: Path, store: str, output: str, batch_size: int) -> None:
     """One gallery (every crop in ``folder``) into ``store`` with ``output``; prints a RESULT
-    line: driver RSS peak growth (MB), seconds, rows stored."""
+    line: peak growth of the driver's private and mapped shared memory (MB), seconds, rows."""
     import ray
 
     from clip_reid.inference.embedders import gallery_embedder
@@ -182,16 +194,19 @@ def driver_memory_child(folder: Path, store: str, output: str, batch_size: int) 
             seconds = time.perf_counter() - start
         finally:
             ray.shutdown()
-    print(f"RESULT {sampler.peak - before:.1f} {seconds:.1f} {size}")
+    growth = [sampler.peak[field] - before[field] for field in MEMORY_FIELDS]
+    print(f"RESULT {growth[0]:.1f} {growth[1]:.1f} {seconds:.1f} {size}")
 
 
 def driver_memory(paths: list[str], batch_size: int) -> None:
-    """Each store x output in a fresh process; the table of driver RSS growth and time."""
+    """Each store x output in a fresh process; the table of the driver's memory growth and
+    the time."""
     folder = Path(paths[0]).parent
     width = tiny_checkpoint().feature_dim
     print(f"gallery features: {len(paths)} x {width} float32 = "
           f"{len(paths) * width * 4 / 2**20:.1f} MB")
-    print("store   output   driver RSS peak growth (MB)   seconds   rows")
+    print("store   output   driver peak growth (MB): private (RssAnon)  object store (RssShmem)"
+          "   seconds   rows")
     for store in ("faiss", "milvus"):
         for output in ("memory", "parquet"):
             done = subprocess.run(
@@ -201,8 +216,9 @@ def driver_memory(paths: list[str], batch_size: int) -> None:
             if done.returncode:
                 raise RuntimeError(f"{store}/{output} failed:\n{done.stderr[-3000:]}")
             result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
-            growth, seconds, rows = result[-1].split()[1:]
-            print(f"{store:7s} {output:8s} {float(growth):27.1f}   {float(seconds):7.1f}   {rows}")
+            private, shared, seconds, rows = result[-1].split()[1:]
+            print(f"{store:7s} {output:8s} {float(private):38.1f} {float(shared):24.1f}   "
+                  f"{float(seconds):7.1f}   {rows}")
 
 
 def main() -> int:

@@ -54,7 +54,7 @@ from clip_reid.modeling.prompt_learning import (
     learn_prompts,
 )
 from clip_reid.modeling.text_encoder import TextEncoder
-from clip_reid.modeling.trainer import RESUMED_FROM_TAG, TrainerSettings, TrainingInterrupted
+from clip_reid.modeling.trainer import RESUMED_FROM_TAG, TrainerSettings
 from clip_reid.modeling.work_dir import FINGERPRINT_FILE, MARKER_FILE, RAY_RUN_DIR
 
 ray = pytest.importorskip("ray")
@@ -262,16 +262,18 @@ def _started(notes: Path) -> list[str]:
 
 def test_an_interrupted_ray_stage2_resumes_and_ends_at_the_uninterrupted_weights(
         address, stage2, stage2_on_ray, tmp_path, mlflow_tracking):
+    from clip_reid.modeling.ray_training import RayStageFailed
+
     train, text, backbone, model, settings = stage2
     work = tmp_path / "work"
     settings = replace(settings, work_dir=str(work))
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     with mlflow.start_run() as interrupted, pytest.raises(
-            TrainingInterrupted, match="after epoch 1 of 2") as caught:
+            RayStageFailed, match="after epoch 1 of 2") as caught:
         train_encoder(train, text, backbone, model, settings, _trainer(address), 0,
                       callbacks=[_FailAtEpoch(first, epoch=1)])
-    assert "power cut on rank 1" in str(caught.value.__cause__)
+    assert "power cut on rank 1" in str(caught.value)  # the workers' error, named
     assert (work / RAY_RUN_DIR / "epoch_0001").is_dir()
     assert {"rank0-epoch0", "rank1-epoch0", "rank1-epoch1"} <= set(_started(first))
 
@@ -401,13 +403,15 @@ def test_an_interrupted_ray_stage1_resumes_and_ends_at_the_uninterrupted_weights
         address, stage1, stage1_on_ray, tmp_path, mlflow_tracking):
     """Stage 1's resume restores what stage 2's does not have: the shuffling generator of its
     cached-feature batches, so the resumed epoch draws the uninterrupted run's batches."""
+    from clip_reid.modeling.ray_training import RayStageFailed
+
     features, backbone, model, settings = stage1
     work = tmp_path / "work"
     settings = replace(settings, work_dir=str(work))
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
     with mlflow.start_run() as interrupted, pytest.raises(
-            TrainingInterrupted, match="after epoch 1 of 2"):
+            RayStageFailed, match="after epoch 1 of 2"):
         learn_prompts(features, NO_CAPTIONS, backbone, model, settings, _trainer(address), 0,
                       callbacks=[_FailAtEpoch(first, epoch=1)])
     assert (work / RAY_RUN_DIR / "epoch_0001").is_dir()

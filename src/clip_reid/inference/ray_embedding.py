@@ -77,8 +77,9 @@ def _decode(batch: dict[str, np.ndarray], reader: Reader,
 # glibc serves from its own arena of mmap'd 64 MiB heaps: every batch's activations were mapped,
 # page-faulted and unmapped again (a quarter of a CPU actor's time was kernel time). One arena,
 # blocks up to glibc's 32 MiB maximum from the heap, and freed memory kept mapped: kernel time
-# 0.2 s instead of 4.1 s in 17 s, one actor 121 instead of 100 images/s (the benchmark's model,
-# 3000 crops). Ray merges these into the job's runtime_env; other C libraries ignore them.
+# 0.2 s of 12.8 s instead of 4.1 s of 17 s, one actor 121 instead of 88-101 images/s (the
+# benchmark's model, 3000 crops). Ray merges these into the job's runtime_env; other C libraries
+# ignore them.
 KEEP_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
                      "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 

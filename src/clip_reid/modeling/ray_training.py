@@ -191,15 +191,15 @@ def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage:
         with _caller_keeps_ctrl_c():
             result = trainer_run.fit()
     except ray.train.TrainingFailedError as error:
-        raise TrainingInterrupted(
-            f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs} (the "
-            f"workers' error is chained below). {resume}") from error
+        raise RayStageFailed(
+            f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs}: "
+            f"{_last_line(error)} (--verbose: the workers' traceback). {resume}") from error
     except SystemExit:  # Ray Train's Ctrl-C handler, after aborting the workers
         raise TrainingInterrupted(
             f"{stage} on Ray Train was interrupted (Ctrl-C) after epoch {run.last_epoch()} of "
             f"{max_epochs}. {resume}") from None
     except ray.exceptions.RayActorError as error:
-        raise TrainingInterrupted(
+        raise RayStageFailed(
             f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs}: its "
             f"controller ended (Ctrl-C aborts it; so does losing its node). {resume}"
         ) from error
@@ -212,6 +212,18 @@ def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage:
     _log_history(stage, history, workers)
     last = {k: v for k, v in history[-1].items() if k != "epoch"}
     return FitResult(len(history), last)
+
+
+def _last_line(error: BaseException) -> str:
+    """The worker's own error, which Ray's message ends with after the remote traceback."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+class RayStageFailed(RuntimeError):
+    """A Ray stage's workers or controller failed: the run fails (MLflow: FAILED, where Ctrl-C's
+    :class:`TrainingInterrupted` ends it KILLED), and the last finished epoch is kept for a rerun
+    to resume from."""
 
 
 @contextmanager

@@ -194,15 +194,13 @@ def fit_on_ray(module: L.LightningModule, data: L.LightningDataModule, *, stage:
         raise RayStageFailed(
             f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs}: "
             f"{_last_line(error)} (--verbose: the workers' traceback). {resume}") from error
-    except SystemExit:  # Ray Train's Ctrl-C handler, after aborting the workers
+    except (SystemExit, ray.exceptions.RayActorError):
+        # Ray Train's Ctrl-C handler aborts the workers and exits, or its controller (an actor
+        # pinned to this driver's node) ends under the waiting driver; which one comes first
+        # is a race, and nothing else ends the controller while this process lives.
         raise TrainingInterrupted(
             f"{stage} on Ray Train was interrupted (Ctrl-C) after epoch {run.last_epoch()} of "
             f"{max_epochs}. {resume}") from None
-    except ray.exceptions.RayActorError as error:
-        raise RayStageFailed(
-            f"{stage} on Ray Train stopped after epoch {run.last_epoch()} of {max_epochs}: its "
-            f"controller ended (Ctrl-C aborts it; so does losing its node). {resume}"
-        ) from error
     with result.checkpoint.as_directory() as folder:
         state = torch.load(Path(folder) / RESUME_FILE, map_location="cpu", weights_only=True)
         history = json.loads((Path(folder) / HISTORY_FILE).read_text())
@@ -221,7 +219,7 @@ def _last_line(error: BaseException) -> str:
 
 
 class RayStageFailed(RuntimeError):
-    """A Ray stage's workers or controller failed: the run fails (MLflow: FAILED, where Ctrl-C's
+    """A Ray stage's workers failed: the run fails (MLflow: FAILED, where Ctrl-C's
     :class:`TrainingInterrupted` ends it KILLED), and the last finished epoch is kept for a rerun
     to resume from."""
 
@@ -229,10 +227,11 @@ class RayStageFailed(RuntimeError):
 @contextmanager
 def _caller_keeps_ctrl_c() -> Iterator[None]:
     """Ray Train answers Ctrl-C by aborting its workers and calling ``sys.exit(0)`` (or its
-    controller actor dies under the waiting driver), and it leaves its SIGINT handler installed
-    after the fit, where a later Ctrl-C would exit with status 0 too. The caller turns the exit
-    into :class:`TrainingInterrupted` (status 0 would end the Kedro run as a success with no
-    model, and MLflow would mark it FINISHED); here the caller's own handler is put back."""
+    controller actor ends under the waiting driver first), and it leaves its SIGINT handler
+    installed after the fit, where a later Ctrl-C would exit with status 0 too. The caller turns
+    the exit into :class:`TrainingInterrupted` (status 0 would end the Kedro run as a success
+    with no model, and MLflow would mark it FINISHED); here the caller's own handler is put
+    back."""
     handler = signal.getsignal(signal.SIGINT)
     try:
         yield

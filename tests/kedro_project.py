@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -70,13 +69,6 @@ def kedro_env(project: Path) -> dict[str, str]:
 
 def kedro_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("kedro")), *args]
-
-
-def ctrl_c_as_in_a_terminal() -> None:
-    """``preexec_fn`` of a child a test sends SIGINT to: a shell without job control starts
-    background jobs with SIGINT ignored, and the child would inherit that (so Ctrl-C tests
-    would fail only when the suite itself runs in the background)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kedro(project: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:

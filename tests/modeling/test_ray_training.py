@@ -27,7 +27,6 @@ import pandas as pd
 import pytest
 import torch
 from builders import base_parameters
-from kedro_project import ctrl_c_as_in_a_terminal
 from ray_cluster import joined_cluster
 from torch.utils.data import DataLoader, TensorDataset
 from toy_regression import GlobalBatchShares, Regression, regression_rows
@@ -145,7 +144,7 @@ def test_ctrl_c_during_a_ray_stage_fails_the_driver_and_the_rerun_resumes(addres
     notes.mkdir()
     child = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, address, str(work),
                               str(notes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, preexec_fn=ctrl_c_as_in_a_terminal)
+                             text=True)
     deadline = time.monotonic() + 240
     while not list(notes.iterdir()) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)  # the workers are in epoch 2, epoch 1's checkpoint is reported

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from kedro_project import (
     copy_project,
-    ctrl_c_as_in_a_terminal,
     kedro,
     kedro_command,
     kedro_env,
@@ -149,8 +148,7 @@ def test_ctrl_c_in_stage_2_says_how_to_resume_and_marks_the_run_killed(tmp_path)
         kedro_command("run", "--pipelines", "full", "--env", "e2e",
                       "--params", "encoder_training.max_epochs=500"),
         cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=ctrl_c_as_in_a_terminal)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900
     try:
         while not progress.is_file():

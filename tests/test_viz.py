@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 from builders import REPO_ROOT
+from ctrl_c import interruptible_popen
 from kedro_project import copy_project, kedro_command, kedro_env, warning_records
 
 VIZ_JSON = """
@@ -64,7 +65,7 @@ def test_kedro_viz_starts_without_warnings(tmp_path):
     (kedro-mlflow's 24 "no longer a PipelineML" lines, FastAPI's ORJSONResponse notice)."""
     project = copy_project(tmp_path)
     port = _free_port()
-    viz = subprocess.Popen(kedro_command("viz", "run", "--no-browser", "--port", str(port)),
+    viz = interruptible_popen(kedro_command("viz", "run", "--no-browser", "--port", str(port)),
                            cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            start_new_session=True)  # its server is a child process: stop both

@@ -4,7 +4,6 @@ gallery, the camera and time-window inputs limit the answers as the library's fi
 
 import io
 import re
-import socket
 import threading
 import time
 
@@ -14,6 +13,7 @@ import uvicorn
 from browser import chromium_executable
 from builders import write_crop
 from inference.conftest import tiny_checkpoint
+from local_servers import free_port
 from playwright.sync_api import sync_playwright
 
 from clip_reid.app.search import SearchService
@@ -29,17 +29,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 DESCRIPTION = "a man in a blue jacket with a backpack"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Served:
     """A uvicorn server in a thread, for the page's lifetime in the test."""
 
     def __init__(self, app) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

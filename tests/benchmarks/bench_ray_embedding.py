@@ -17,17 +17,21 @@ less, so the check only prints.
 ``--driver-memory`` measures instead what a gallery costs the driver process: the peak growth,
 sampled every 20 ms over the values just before the gallery is embedded, of its private memory
 (RssAnon) and of the object-store pages it maps (RssShmem, which VmRSS also counts), and the
-wall time, for the faiss and milvus-lite stores with ``output: memory`` and
-``output: parquet`` (each in a fresh process on a one-node, 2-CPU loopback cluster; milvus-lite's
-own server process is not counted).
+wall time, for three stores with ``output: memory`` and ``output: parquet`` (each in a fresh
+process on a one-node, 2-CPU loopback cluster): faiss; milvus-lite, whose server runs as threads
+inside the process that opens the ``.db`` file, so its rows are the driver's memory; and a
+Milvus server in a process of its own (``python -m milvus_lite server``, standing for a
+cluster), whose own growth is printed apart.
 
 Usage: python tests/benchmarks/bench_ray_embedding.py [--images 20000] [--batch-size 64]
        python tests/benchmarks/bench_ray_embedding.py --driver-memory [--images 20000]
+              [--stores faiss milvus-lite milvus-server]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -43,6 +47,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ray_cluster.py
 
+from local_servers import milvus_server  # noqa: E402
 from ray_cluster import loopback_cluster  # noqa: E402
 
 from clip_reid.data.transforms import normalization_for  # noqa: E402
@@ -129,12 +134,12 @@ def stage_lines(stats: str) -> str:
 MEMORY_FIELDS = ("RssAnon", "RssShmem")  # the process's own memory; object-store pages it maps
 
 
-def resident_mb() -> dict[str, float]:
-    """This process's resident memory now, in MB: its private memory (RssAnon) and the shared
+def resident_mb(pid: int | str = "self") -> dict[str, float]:
+    """A process's resident memory now, in MB: its private memory (RssAnon) and the shared
     memory it has mapped (RssShmem: Ray's object store, whose pages count in VmRSS too although
     they belong to the node's store, bounded by its size)."""
     fields = dict(line.split(":", 1) for line in
-                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     if any(field not in fields for field in MEMORY_FIELDS):
         raise RuntimeError(f"no {MEMORY_FIELDS} in /proc/self/status (Linux only)")
     return {field: int(fields[field].split()[0]) / 1024 for field in MEMORY_FIELDS}
@@ -164,14 +169,14 @@ class PeakSampler:
         self._update()
 
 
+STORES = ("faiss", "milvus-lite", "milvus-server")
+
+
 def driver_memory_child(folder: Path, store: str, output: str, batch_size: int) -> None:
     """One gallery (every crop in ``folder``) into ``store`` with ``output``; prints a RESULT
-    line: peak growth of the driver's private and mapped shared memory (MB), seconds, rows."""
+    line: peak growth of the driver's private and mapped shared memory (MB), seconds, rows,
+    and the growth of the Milvus server's private memory (MB; 0 without one)."""
     import ray
-
-    from clip_reid.inference.embedders import gallery_embedder
-    from clip_reid.inference.gallery_store import embed_into_faiss, embed_into_milvus
-    from clip_reid.inference.milvus_gallery import MilvusGallery
 
     paths = sorted(str(path) for path in folder.glob("*.jpg"))
     images = pd.DataFrame({"path": paths, "pid": range(len(paths)), "camid": 0,
@@ -183,31 +188,49 @@ def driver_memory_child(folder: Path, store: str, output: str, batch_size: int) 
     with loopback_cluster(1, 2, OBJECT_STORE_BYTES) as address:
         ray.init(address=address, log_to_driver=False)
         try:
-            embedder = gallery_embedder(checkpoint, batch_size, settings)
-            start, before = time.perf_counter(), resident_mb()
-            with PeakSampler() as sampler:
-                if store == "faiss":
-                    size = len(embed_into_faiss(embedder, images, "cosine", None))
-                else:
-                    with MilvusGallery(str(folder / f"{output}.db"), "bench") as gallery:
-                        size = embed_into_milvus(embedder, images, gallery, "cosine").size
-            seconds = time.perf_counter() - start
+            growth, seconds, size, server_growth = _embed_gallery(
+                checkpoint, images, store, settings, batch_size, folder / f"{store}-{output}")
         finally:
             ray.shutdown()
+    print(f"RESULT {growth[0]:.1f} {growth[1]:.1f} {seconds:.1f} {size} {server_growth:.1f}")
+
+
+def _embed_gallery(checkpoint: ReidCheckpoint, images: pd.DataFrame, store: str,
+                   settings: EmbeddingEngineSettings, batch_size: int,
+                   place: Path) -> tuple[list[float], float, int, float]:
+    from clip_reid.inference.embedders import gallery_embedder
+    from clip_reid.inference.gallery_store import embed_into_faiss, embed_into_milvus
+    from clip_reid.inference.milvus_gallery import MilvusGallery
+
+    embedder = gallery_embedder(checkpoint, batch_size, settings)
+    with contextlib.ExitStack() as stack:
+        uri, server = str(place.with_suffix(".db")), None
+        if store == "milvus-server":
+            uri, server = stack.enter_context(milvus_server(place))
+        server_before = resident_mb(server)["RssAnon"] if server else 0.0
+        start, before = time.perf_counter(), resident_mb()
+        with PeakSampler() as sampler:
+            if store == "faiss":
+                size = len(embed_into_faiss(embedder, images, "cosine", None))
+            else:
+                with MilvusGallery(uri, "bench") as gallery:
+                    size = embed_into_milvus(embedder, images, gallery, "cosine").size
+        seconds = time.perf_counter() - start
+        server_growth = resident_mb(server)["RssAnon"] - server_before if server else 0.0
     growth = [sampler.peak[field] - before[field] for field in MEMORY_FIELDS]
-    print(f"RESULT {growth[0]:.1f} {growth[1]:.1f} {seconds:.1f} {size}")
+    return growth, seconds, size, server_growth
 
 
-def driver_memory(paths: list[str], batch_size: int) -> None:
+def driver_memory(paths: list[str], batch_size: int, stores: list[str]) -> None:
     """Each store x output in a fresh process; the table of the driver's memory growth and
     the time."""
     folder = Path(paths[0]).parent
     width = tiny_checkpoint().feature_dim
     print(f"gallery features: {len(paths)} x {width} float32 = "
           f"{len(paths) * width * 4 / 2**20:.1f} MB")
-    print("store   output   driver peak growth (MB): private (RssAnon)  object store (RssShmem)"
-          "   seconds   rows")
-    for store in ("faiss", "milvus"):
+    print("store          output   driver peak growth (MB): private (RssAnon)  object store "
+          "(RssShmem)   seconds   rows   server growth (MB)")
+    for store in stores:
         for output in ("memory", "parquet"):
             done = subprocess.run(
                 [sys.executable, __file__, "--driver-memory-child", str(folder), store, output,
@@ -216,9 +239,9 @@ def driver_memory(paths: list[str], batch_size: int) -> None:
             if done.returncode:
                 raise RuntimeError(f"{store}/{output} failed:\n{done.stderr[-3000:]}")
             result = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
-            private, shared, seconds, rows = result[-1].split()[1:]
-            print(f"{store:7s} {output:8s} {float(private):38.1f} {float(shared):24.1f}   "
-                  f"{float(seconds):7.1f}   {rows}")
+            private, shared, seconds, rows, server = result[-1].split()[1:]
+            print(f"{store:14s} {output:8s} {float(private):38.1f} {float(shared):24.1f}   "
+                  f"{float(seconds):7.1f}   {rows}   {float(server):.1f}", flush=True)
 
 
 def main() -> int:
@@ -227,6 +250,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--driver-memory", action="store_true",
                         help="driver RSS of a gallery, output memory vs parquet")
+    parser.add_argument("--stores", nargs="+", choices=STORES, default=list(STORES),
+                        help="the stores --driver-memory measures")
     parser.add_argument("--driver-memory-child", nargs=3, metavar=("FOLDER", "STORE", "OUTPUT"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--local-child", metavar="FOLDER", help=argparse.SUPPRESS)
@@ -241,7 +266,7 @@ def main() -> int:
         return 0
     if args.driver_memory:
         with tempfile.TemporaryDirectory() as folder:
-            driver_memory(write_crops(Path(folder), args.images), args.batch_size)
+            driver_memory(write_crops(Path(folder), args.images), args.batch_size, args.stores)
         return 0
     checkpoint = tiny_checkpoint()
     with tempfile.TemporaryDirectory() as folder:

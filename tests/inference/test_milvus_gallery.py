@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from builders import tiny_reid_checkpoint
+from local_servers import milvus_server
 
 from clip_reid.data.market import build_image_index
 from clip_reid.data.synthetic import SyntheticConfig, generate_synthetic_market
@@ -176,6 +177,26 @@ def test_a_collection_refuses_another_model_and_another_width(small, tmp_path):
     reference = embed_into_milvus(Embedder(), _listing(range(4)), small, "cosine")
     with pytest.raises(ValueError, match=r"now holds model model-a, not the model model-b"):
         open_gallery(dataclasses.replace(reference, fingerprint="model-b"), small)
+
+
+def test_a_server_in_another_process_holds_the_rows_and_answers_as_milvus_lite(small, tmp_path):
+    """The cluster code path (an http uri; nothing to release on close): the same rows, searches
+    and deletes as the milvus-lite file, and the rows outlive the connection that wrote them."""
+    listing, queries = _listing(range(30)), torch.randn(5, 8, generator=torch.Generator()
+                                                         .manual_seed(0))
+    embed_into_milvus(Embedder(), listing, small, "cosine")
+    with milvus_server(tmp_path / "server") as (uri, _):
+        with MilvusGallery(uri, "remote") as remote:
+            reference = embed_into_milvus(Embedder(), listing, remote, "cosine")
+            assert reference.uri == uri and reference.size == 30
+            _assert_same(remote.search(queries, 5), small.search(queries, 5))
+            where = GalleryFilter(camids=(1,))
+            _assert_same(remote.search(queries, 5, where=where),
+                         small.search(queries, 5, where=where))
+        with MilvusGallery(uri, "remote") as reopened:
+            assert reopened.fingerprint == "model-a" and len(reopened) == 30
+            assert reopened.delete_pids([0]) == 4
+            assert sorted(reopened.rows()["path"]) == listing["path"].tolist()[4:]
 
 
 def test_an_unreachable_uri_is_a_clear_error_without_a_grpc_traceback():

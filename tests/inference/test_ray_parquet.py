@@ -243,6 +243,31 @@ def test_the_first_bad_image_in_input_order_is_reported_with_the_count(tmp_path,
     _verify(tmp_path / "good", 6)  # complete and readable: no error
 
 
+def test_reading_back_decodes_one_file_at_a_time_however_slow_the_store(tmp_path):
+    """A slow consumer (the store's upsert) must not let the reader decode the files ahead: the
+    driver holds one chunk's worth of Arrow memory, not the gallery's."""
+    files, rows, width = 10, 500, 640
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for number in range(files):
+        vectors = np.full((rows, width), number, dtype=np.float32)
+        pq.write_table(pa.table({
+            "row": np.arange(number * rows, (number + 1) * rows), "id": np.zeros(rows, np.int64),
+            "path": ["p"] * rows, "pid": np.zeros(rows, np.int64),
+            "camid": np.zeros(rows, np.int64), "timestamp": np.zeros(rows),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), width)}),
+            folder / f"part-{number}.parquet")
+    one_file = rows * width * 4  # the vectors; decoding a file takes about 2.6 times that
+    held, seen = [], 0
+    for frame, features in ray_parquet.read_chunks(pafs.LocalFileSystem(), str(folder), rows):
+        time.sleep(0.2)  # a store taking its time
+        held.append(pa.total_allocated_bytes())
+        seen += len(frame)
+        assert features.shape == (len(frame), width)
+    assert seen == files * rows
+    assert max(held) < 4 * one_file, [f"{size / 2**20:.1f} MB" for size in held]
+
+
 def test_each_run_writes_a_folder_of_its_own_and_removes_only_it(tmp_path):
     (tmp_path / "other-run").mkdir()
     with ray_parquet.run_folder(str(tmp_path)) as (filesystem, first), \

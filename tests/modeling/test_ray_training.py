@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 import torch
 from builders import base_parameters
+from ctrl_c import interruptible_popen
 from ray_cluster import joined_cluster
 from torch.utils.data import DataLoader, TensorDataset
 from toy_regression import GlobalBatchShares, Regression, regression_rows
@@ -142,9 +143,9 @@ def test_ctrl_c_during_a_ray_stage_fails_the_driver_and_the_rerun_resumes(addres
 
     work, notes = tmp_path / "work", tmp_path / "notes"
     notes.mkdir()
-    child = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, address, str(work),
-                              str(notes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+    child = interruptible_popen([sys.executable, "-c", CTRL_C_CHILD, address, str(work),
+                                 str(notes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
     deadline = time.monotonic() + 240
     while not list(notes.iterdir()) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)  # the workers are in epoch 2, epoch 1's checkpoint is reported

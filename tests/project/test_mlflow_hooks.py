@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ctrl_c import interruptible_popen
 from kedro_project import (
     copy_project,
     kedro,
@@ -144,7 +145,7 @@ def test_ctrl_c_in_stage_2_says_how_to_resume_and_marks_the_run_killed(tmp_path)
     Lightning's sys.exit, which left the run FINISHED after 2 of 40 epochs)."""
     project = copy_project(tmp_path)
     progress = project / "data/06_models/work/encoder_training/progress.json"
-    run = subprocess.Popen(
+    run = interruptible_popen(
         kedro_command("run", "--pipelines", "full", "--env", "e2e",
                       "--params", "encoder_training.max_epochs=500"),
         cwd=project, env=kedro_env(project), stdin=subprocess.DEVNULL,

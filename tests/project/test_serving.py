@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from builders import REPO_ROOT, base_parameters, tiny_reid_checkpoint
 from kedro.io import DataCatalog
 from kedro_mlflow.mlflow import KedroPipelineModel
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
+from local_servers import free_port
 from mlflow.exceptions import MlflowException
 from PIL import Image
 
@@ -105,12 +105,6 @@ def model_uri(tracking, demo, tmp_path_factory) -> str:
                             demo["gallery"])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tracking, model_uri, tmp_path_factory) -> str:
     with _served(tracking, model_uri, tmp_path_factory.mktemp("server")) as url:
@@ -120,7 +114,7 @@ def server(tracking, model_uri, tmp_path_factory) -> str:
 @contextmanager
 def _served(tracking: str, model_uri: str, workdir: Path) -> Iterator[str]:
     """`mlflow models serve` in its own process group, from a folder without the source."""
-    port = _free_port()
+    port = free_port()
     log = (workdir / "server.log").open("w")
     command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", model_uri,
                "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]

@@ -26,6 +26,7 @@ import pytest
 import torch
 from builders import REPO_ROOT, big_png, tiny_reid_checkpoint, write_crop
 from kedro_project import copy_project
+from local_servers import free_port
 
 from clip_reid.inference import FeatureExtractor, GalleryIndex
 
@@ -70,12 +71,6 @@ def model(tmp_path_factory) -> tuple[Path, Path]:
     return root / "model.pt", root / "gallery_index.pt"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, payload: dict) -> int:
     request = urllib.request.Request(url, json.dumps(payload).encode(),
                                      {"Content-Type": "application/json"})
@@ -113,7 +108,7 @@ def page(model, tmp_path):
     """The search page (`python -m clip_reid.app`, in a copy of the project) in a subprocess:
     its pid and port."""
     checkpoint, gallery = model
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "clip_reid.app", "--model", str(checkpoint), "--gallery",
          str(gallery), "--port", str(port)], env=_env(), cwd=copy_project(tmp_path),

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import ray
 import torch
 
@@ -67,9 +68,13 @@ def _files(filesystem: pafs.FileSystem, path: str) -> pads.Dataset:
 
 def _batches(filesystem: pafs.FileSystem, path: str, columns: list[str],
              rows: int) -> Iterator[pa.RecordBatch]:
-    """The files' ``columns``, at most ``rows`` rows per batch, one batch read ahead."""
-    return _files(filesystem, path).to_batches(columns=columns, batch_size=rows,
-                                               batch_readahead=1, fragment_readahead=1)
+    """The files' ``columns``, at most ``rows`` rows per batch, one file's row group decoded at
+    a time. (The dataset scanner's ``to_batches`` read every file ahead of a slow consumer: 60
+    MB of Arrow memory at the first 4,096-row chunk of a 20,000-row gallery.)"""
+    for fragment in _files(filesystem, path).get_fragments():
+        with filesystem.open_input_file(fragment.path) as source:
+            yield from pq.ParquetFile(source).iter_batches(batch_size=rows, columns=columns,
+                                                           use_threads=False)
 
 
 def verify_written(filesystem: pafs.FileSystem, path: str, count: int, reader: Reader,

@@ -272,7 +272,7 @@ class MilvusGallery:
         for start in range(0, len(matrix), WRITE_BATCH):
             stop = start + WRITE_BATCH
             # numpy rows: pymilvus turns one row at a time into Python floats while it packs
-            # the request, instead of the whole batch's (40 MB per 2,000 1280-d rows) at once
+            # the request, instead of the whole batch at once (2,000 rows of 640: about 40 MB)
             rows = [
                 {"id": image_id(path), "path": str(path), "pid": int(pid), "camid": int(cam),
                  "timestamp": float(time_), "fingerprint": fingerprint, "vector": vector,

@@ -85,8 +85,8 @@ def test_no_address_starts_a_local_instance_on_loopback_and_stops_it():
     # A local instance leaves RAY_AUTH_MODE=token in os.environ; a test cluster started later in
     # this process would inherit it and refuse the tokenless `kedro run` that joins it.
     environment = dict(os.environ)
-    assert connect(None)  # this call started it, so the caller owns the shutdown
     try:
+        assert connect(None)  # this call started it, so the caller owns the shutdown
         assert not connect(None)  # already connected: nothing to own
         assert ray.cluster_resources()["CPU"] >= 1
         assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}

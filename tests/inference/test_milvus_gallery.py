@@ -182,8 +182,8 @@ def test_a_collection_refuses_another_model_and_another_width(small, tmp_path):
 def test_a_server_in_another_process_holds_the_rows_and_answers_as_milvus_lite(small, tmp_path):
     """The cluster code path (an http uri; nothing to release on close): the same rows, searches
     and deletes as the milvus-lite file, and the rows outlive the connection that wrote them."""
-    listing, queries = _listing(range(30)), torch.randn(5, 8, generator=torch.Generator()
-                                                         .manual_seed(0))
+    listing = _listing(range(30))
+    queries = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
     embed_into_milvus(Embedder(), listing, small, "cosine")
     with milvus_server(tmp_path / "server") as (uri, _):
         with MilvusGallery(uri, "remote") as remote:
